@@ -1,0 +1,52 @@
+"""Loading policies, references and tokenizers from a local folder, an embedded name or a hub name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from lit_daa.errors import InputError
+from lit_daa.synthetic.model import EMBEDDED_MODELS, embedded_model_path
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_model(name_or_path: str, option: str = "model.policy") -> str:
+    """Return what `from_pretrained` should load: an embedded model's built folder, a local folder or a hub id.
+
+    A string that looks like a local path (absolute, starting with '.', or '~') must be an existing folder.
+    """
+    if name_or_path in EMBEDDED_MODELS:
+        return str(embedded_model_path(name_or_path))
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise InputError(f"{option} '{name_or_path}' is not an existing model folder")
+    return name_or_path
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", option: str = "model.policy") -> PreTrainedModel:
+    """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure."""
+    if dtype not in DTYPES:
+        raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
+    source = resolve_model(name_or_path, option)
+    try:
+        return AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype])
+    except OSError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{option} '{name_or_path}' could not be loaded as a causal LM ({first})") from None
+
+
+def load_tokenizer(name_or_path: str, option: str = "model.policy") -> PreTrainedTokenizerBase:
+    """Load the tokenizer saved beside a model; a missing pad token falls back to EOS."""
+    source = resolve_model(name_or_path, option)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise InputError(f"{option} '{name_or_path}' has no loadable tokenizer ({str(err).splitlines()[0]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -1,0 +1,100 @@
+"""The objective interface shared by every Direct Alignment Algorithm.
+
+Objectives act on tensors, never on models: they receive per-pair sequence log-probabilities (and token
+counts) and return the loss, the per-pair losses and the implicit rewards. The same classes therefore serve
+the Lightning module, the precomputed-reference path and the tabular toy MDP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+
+@dataclass
+class PairLogps:
+    """Sequence log-probabilities of a batch of B preference pairs.
+
+    Attributes:
+        policy_chosen: (B,) sum over response tokens of log pi(y_w | x).
+        policy_rejected: (B,) sum over response tokens of log pi(y_l | x).
+        ref_chosen: (B,) the same under the reference, or None for reference-free objectives.
+        ref_rejected: (B,) the same under the reference, or None.
+        chosen_tokens: (B,) number of response tokens of y_w (float).
+        rejected_tokens: (B,) number of response tokens of y_l (float).
+    """
+
+    policy_chosen: Tensor
+    policy_rejected: Tensor
+    ref_chosen: Tensor | None
+    ref_rejected: Tensor | None
+    chosen_tokens: Tensor
+    rejected_tokens: Tensor
+
+    def log_ratios(self, per_token: bool = False) -> tuple[Tensor, Tensor]:
+        """Return (B,) log pi/pi_ref of chosen and rejected; divided by token counts when `per_token`."""
+        if self.ref_chosen is None or self.ref_rejected is None:
+            raise ValueError("this objective needs reference log-probs, but none were given")
+        chosen = self.policy_chosen - self.ref_chosen
+        rejected = self.policy_rejected - self.ref_rejected
+        if per_token:
+            chosen = chosen / self.chosen_tokens.clamp_min(1)
+            rejected = rejected / self.rejected_tokens.clamp_min(1)
+        return chosen, rejected
+
+
+@dataclass
+class ObjectiveOutput:
+    """What an objective returns for B pairs.
+
+    Attributes:
+        loss: scalar, the mean of `losses`.
+        losses: (B,) per-pair loss, differentiable.
+        chosen_rewards: (B,) implicit reward of y_w, detached.
+        rejected_rewards: (B,) implicit reward of y_l, detached.
+    """
+
+    loss: Tensor
+    losses: Tensor
+    chosen_rewards: Tensor
+    rejected_rewards: Tensor
+
+
+class Objective(nn.Module):
+    """Base class: subclasses implement `forward(PairLogps) -> ObjectiveOutput`.
+
+    Args:
+        beta: the KL-constraint strength; a smaller beta is a wider KL budget. Must be > 0.
+    """
+
+    requires_reference: ClassVar[bool] = True
+
+    def __init__(self, beta: float = 0.1) -> None:
+        super().__init__()
+        if not beta > 0:
+            raise ValueError(f"objective option beta must be > 0, got {beta}")
+        self.beta = float(beta)
+
+    def implicit_rewards(self, logps: PairLogps) -> tuple[Tensor, Tensor]:
+        """(B,) implicit rewards r = beta * log pi(y|x)/pi_ref(y|x) of chosen and rejected, detached."""
+        chosen, rejected = logps.log_ratios()
+        return (self.beta * chosen).detach(), (self.beta * rejected).detach()
+
+    def _output(self, losses: Tensor, logps: PairLogps) -> ObjectiveOutput:
+        chosen, rejected = self.implicit_rewards(logps)
+        return ObjectiveOutput(losses.mean(), losses, chosen, rejected)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
+
+
+def check_fraction(name: str, value: float) -> float:
+    """Validate an option that must lie in [0, 1) and name it in the error."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"objective option {name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+__all__ = ["ObjectiveOutput", "Objective", "PairLogps", "check_fraction"]

@@ -1,0 +1,126 @@
+"""The embedded synthetic preference world: a vocabulary of topics, a known gold reward, preference pairs.
+
+Prompts name a topic and quote a few of its words::
+
+    prompt   "topic music : music_3 music_9 . answer :"
+    response " music_1 the music_4 food_2 very music_0"
+
+Gold reward (documented, so learning can be checked)::
+
+    r(x, y) = relevance_weight * (#on-topic words - #off-topic words) - length_weight * |len(y) - target_length|
+
+Filler words ("the", "very", ...) count as neither on- nor off-topic. Preference labels are drawn by
+Bradley-Terry, P(y1 preferred) = sigmoid(bt_scale * (r(x, y1) - r(x, y2))); pairs with equal gold reward are
+redrawn, so every kept pair carries information.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+TOPICS = ("sports", "music", "food", "travel", "science", "games", "weather", "money")
+FILLERS = ("the", "a", "and", "very", "some", "really", "of", "it")
+MARKERS = ("topic", ":", ".", "answer")
+SPECIALS = ("<pad>", "<unk>", "<eos>")
+
+
+def vocabulary(words_per_topic: int = 16) -> list[str]:
+    """Every word of the world, specials first (ids 0, 1, 2 = pad, unk, eos)."""
+    topic_words = [f"{t}_{i}" for t in TOPICS for i in range(words_per_topic)]
+    return [*SPECIALS, *MARKERS, *TOPICS, *FILLERS, *topic_words]
+
+
+@dataclass
+class GoldReward:
+    """The world's true reward r(x, y) on (prompt, response) text; see the module docstring.
+
+    Args:
+        relevance_weight: weight of (#on-topic - #off-topic) words.
+        length_weight: penalty per word of distance from `target_length` (0 disables it).
+        target_length: the response length, in words, the gold reward likes best.
+    """
+
+    relevance_weight: float = 1.0
+    length_weight: float = 0.0
+    target_length: int = 6
+
+    def __call__(self, prompt: str, response: str) -> float:
+        topic = topic_of(prompt)
+        words = response.split()
+        on = sum(w.startswith(topic + "_") for w in words)
+        off = sum("_" in w and not w.startswith(topic + "_") for w in words)
+        return self.relevance_weight * (on - off) - self.length_weight * abs(len(words) - self.target_length)
+
+
+def topic_of(prompt: str) -> str:
+    """The topic named by a prompt of this world ("topic music : ..." -> "music")."""
+    parts = prompt.split()
+    if len(parts) < 2 or parts[0] != "topic" or parts[1] not in TOPICS:
+        raise ValueError(f"not a prompt of the synthetic world: {prompt!r}")
+    return parts[1]
+
+
+@dataclass
+class SyntheticWorld:
+    """Draws prompts, responses and Bradley-Terry-labelled preference pairs.
+
+    Args:
+        words_per_topic: topic vocabulary size per topic.
+        prompt_words: topic words quoted in each prompt.
+        min_length / max_length: response length range in words (uniform).
+        bt_scale: Bradley-Terry inverse temperature on gold-reward differences.
+        gold: the gold reward.
+    """
+
+    words_per_topic: int = 16
+    prompt_words: int = 3
+    min_length: int = 3
+    max_length: int = 10
+    bt_scale: float = 3.0
+    gold: GoldReward | None = None
+
+    def __post_init__(self) -> None:
+        self.gold = self.gold or GoldReward()
+
+    def prompt(self, rng: random.Random) -> str:
+        topic = rng.choice(TOPICS)
+        quoted = " ".join(f"{topic}_{rng.randrange(self.words_per_topic)}" for _ in range(self.prompt_words))
+        return f"topic {topic} : {quoted} . answer :"
+
+    def response(self, prompt: str, rng: random.Random) -> str:
+        """A random response whose share of on-topic words is itself random, so quality varies widely."""
+        topic = topic_of(prompt)
+        p_on = rng.random()
+        p_off = rng.random() * (1.0 - p_on)
+        words = []
+        for _ in range(rng.randint(self.min_length, self.max_length)):
+            u = rng.random()
+            if u < p_on:
+                words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
+            elif u < p_on + p_off:
+                other = rng.choice([t for t in TOPICS if t != topic])
+                words.append(f"{other}_{rng.randrange(self.words_per_topic)}")
+            else:
+                words.append(rng.choice(FILLERS))
+        return " " + " ".join(words)
+
+    def label(self, prompt: str, first: str, second: str, rng: random.Random) -> tuple[str, str] | None:
+        """(chosen, rejected) drawn by Bradley-Terry on the gold reward; None for a tie in gold reward."""
+        gap = self.gold(prompt, first) - self.gold(prompt, second)
+        if gap == 0:
+            return None
+        p_first = 1.0 / (1.0 + math.exp(-self.bt_scale * gap))
+        return (first, second) if rng.random() < p_first else (second, first)
+
+    def pairs(self, n: int, seed: int) -> list[dict[str, str]]:
+        """n rows {"prompt", "chosen", "rejected"} with responses drawn by `response`, reproducible by seed."""
+        rng = random.Random(seed)
+        rows: list[dict[str, str]] = []
+        while len(rows) < n:
+            prompt = self.prompt(rng)
+            labelled = self.label(prompt, self.response(prompt, rng), self.response(prompt, rng), rng)
+            if labelled is not None:
+                rows.append({"prompt": prompt, "chosen": labelled[0], "rejected": labelled[1]})
+        return rows
