@@ -28,13 +28,25 @@ def resolve_model(name_or_path: str, option: str = "model.policy") -> str:
     return name_or_path
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", option: str = "model.policy") -> PreTrainedModel:
-    """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure."""
+def load_causal_lm(
+    name_or_path: str, dtype: str = "float32", option: str = "model.policy", load_in_4bit: bool = False
+) -> PreTrainedModel:
+    """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure.
+
+    `load_in_4bit` quantises the linear layers to NF4 with bitsandbytes (QLoRA's base), computing in `dtype`.
+    """
     if dtype not in DTYPES:
         raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
     source = resolve_model(name_or_path, option)
+    extra = {}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        extra["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=DTYPES[dtype]
+        )
     try:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype])
+        return AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **extra)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{option} '{name_or_path}' could not be loaded as a causal LM ({first})") from None

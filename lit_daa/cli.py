@@ -1,0 +1,88 @@
+"""The `lit-daa` command: LightningCLI's fit/validate/test/predict plus lit-daa's own subcommands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lit_daa.callbacks import ExportPolicy, FinalReport
+from lit_daa.data.datamodule import PreferenceDataModule
+from lit_daa.errors import InputError
+from lit_daa.module import DAAModule, NonFiniteLossError
+
+
+class DAACLI(LightningCLI):
+    """LightningCLI with the data tokenizer tied to the policy and checkpoint/export callbacks always present."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("model.policy", "data.tokenizer")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        parser.link_arguments(
+            "trainer.default_root_dir", "checkpoint.dirpath", compute_fn=lambda root: os.path.join(root, "checkpoints")
+        )
+        parser.add_lightning_class_args(ExportPolicy, "export")
+        parser.add_lightning_class_args(FinalReport, "report")
+
+
+def trainer_defaults() -> dict:
+    return {
+        "default_root_dir": "runs/lit-daa",
+        "logger": {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "runs/lit-daa", "name": "tensorboard", "version": ""},
+        },
+    }
+
+
+def run_lightning(argv: list[str]) -> int:
+    DAACLI(
+        DAAModule,
+        PreferenceDataModule,
+        args=argv,
+        trainer_defaults=trainer_defaults(),
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "lit-daa"},
+    )
+    return 0
+
+
+def extra_commands() -> dict[str, Callable[[list[str]], int]]:
+    """lit-daa's own subcommands beyond the Trainer's, each a `main(argv) -> exit code`."""
+    commands: dict[str, Callable[[list[str]], int]] = {}
+    try:
+        from lit_daa.toy_mdp import main as toy_mdp_main
+
+        commands["toy-mdp"] = toy_mdp_main
+    except ImportError:  # pragma: no cover - optional module
+        pass
+    return commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lit-daa` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    extras = extra_commands()
+    try:
+        if argv and argv[0] in extras:
+            return extras[argv[0]](argv[1:])
+        return run_lightning(argv)
+    except InputError as err:
+        print(f"lit-daa: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"lit-daa: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""The toy tree MDP of Rafailov et al. 2024 (section 4, Figs. 5-6): DAAs move mass onto trajectories in no pair.
+
+The MDP. A depth-D tree: every state offers three deterministic actions, the states are all action prefixes of
+length < D (the internal nodes), and after D actions the episode absorbs into a terminal state. A trajectory is
+therefore a sequence of D actions and there are T = 3^D of them, indexed 0..T-1 by reading the actions as a
+base-3 number (first action most significant). The policy is tabular softmax: one logit vector (3,) per
+internal node, M = 3^0 + ... + 3^(D-1) = (T - 1) / 2 nodes, and log pi(trajectory) is the sum of the
+log-softmax along its path. The M x 3 logits have 2M = T - 1 identifiable degrees of freedom, exactly those of a
+distribution over T trajectories, so the tabular policy can represent any trajectory distribution (the
+training dynamics, not the parameterisation, decide where mass goes).
+
+Preference data (our choice, the paper did not publish it). A gold reward per trajectory is drawn N(0, 1) with
+the seed. N distinct unordered pairs of distinct trajectories are sampled uniformly without replacement and
+labelled deterministically: the trajectory with the higher gold reward is chosen. Deterministic labels keep
+label noise out of the picture, so what the figure shows is the rank deficiency alone; ``bradley_terry=True``
+samples labels with P(a preferred to b) = sigmoid(r_a - r_b) instead.
+
+Why mass leaks. For B pairs the DAA loss sees the policy only through h = A (log pi - log pi_ref), where A is the
+(N, T) pair matrix with +1 at the chosen and -1 at the rejected trajectory of each pair. rank(A) <= N << T - 1,
+so the loss is flat along a (T - 1 - rank)-dimensional family of directions and has infinitely many minimisers;
+gradient steps on the tree logits push rejected trajectories down through the softmax at every node on their
+path, and the freed mass flows to siblings, most of which appear in no pair.
+
+Defaults (chosen so the effect is clear and the run takes a few seconds): depth 3 (27 trajectories, 13 nodes,
+26 free parameters), 6 pairs (rank <= 6), DPO, IPO and SLiC at beta in {0.05, 0.1, 0.5, 1.0}, full-batch Adam
+with lr 0.05 for 300 steps, seed 0, policy initialised at the uniform reference. With these, DPO at small beta
+ends with much less mass on the in-data trajectories than it started with, and more on the out-of-data ones.
+
+Tracked per step (step 0 is the initial policy): the DAA loss, the probability mass on trajectories that appear
+in some pair (in-data) and in none (out-of-data), the mass on trajectories that are chosen in some pair and on
+those rejected in some pair (a trajectory may be both, so these two can overlap), KL(pi || pi_ref), the expected
+gold reward under pi, and the implicit-reward accuracy on the pairs.
+
+Run ``python -m lit_daa.toy_mdp --out DIR`` for the table, ``toy_mdp.png`` and ``toy_mdp.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lit_daa.errors import InputError
+from lit_daa.objectives import DPO, IPO, RDPO, SFT, Objective, ObjectiveOutput, PairLogps, SimPO, SLiC
+
+NUM_ACTIONS = 3
+
+# Every objective class in lit_daa.objectives, by class name, for the CLI: the toy trains the very same classes.
+OBJECTIVES: dict[str, type[Objective]] = {cls.__name__: cls for cls in (DPO, IPO, SLiC, RDPO, SimPO, SFT)}
+
+# Optimizers by CLI name; both take (params, lr=...).
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+DEFAULT_DEPTH = 3
+DEFAULT_PAIRS = 6
+DEFAULT_BETAS = (0.05, 0.1, 0.5, 1.0)
+DEFAULT_OBJECTIVES = ("DPO", "IPO", "SLiC")
+DEFAULT_STEPS = 300
+DEFAULT_LR = 0.05
+DEFAULT_SEED = 0
+
+# The quantities each record holds besides its labels, in CSV column order.
+RECORD_FIELDS = (
+    "objective",
+    "beta",
+    "step",
+    "loss",
+    "in_data_mass",
+    "out_of_data_mass",
+    "chosen_mass",
+    "rejected_mass",
+    "kl",
+    "gold_reward",
+    "accuracy",
+)
+
+
+class TreeMDP:
+    """Index tables of the depth-D, three-action tree.
+
+    Args:
+        depth: D >= 1, the number of actions in a trajectory.
+
+    Attributes:
+        depth: D.
+        num_trajectories: T = 3^D.
+        num_nodes: M = (3^D - 1) / 2 internal nodes (states where an action is taken).
+        node_index: (T, D) long, the internal node visited at each step of each trajectory.
+        action_index: (T, D) long, the action taken there (0, 1 or 2).
+    """
+
+    def __init__(self, depth: int) -> None:
+        if depth < 1:
+            raise InputError(f"toy MDP option depth must be >= 1, got {depth}")
+        self.depth = int(depth)
+        self.num_trajectories = NUM_ACTIONS**depth
+        self.num_nodes = (self.num_trajectories - 1) // (NUM_ACTIONS - 1)
+        traj = torch.arange(self.num_trajectories).unsqueeze(1)  # (T, 1)
+        level = torch.arange(depth).unsqueeze(0)  # (1, D)
+        # The prefix of length l of trajectory t is t // 3^(D-l); level-l nodes start at (3^l - 1) / 2 in a
+        # breadth-first numbering, so node = offset(l) + prefix. The action at step l is digit l of t.
+        prefix = traj // NUM_ACTIONS ** (depth - level)
+        offset = (NUM_ACTIONS**level - 1) // (NUM_ACTIONS - 1)
+        self.node_index = offset + prefix
+        self.action_index = (traj // NUM_ACTIONS ** (depth - 1 - level)) % NUM_ACTIONS
+
+    @property
+    def num_free_parameters(self) -> int:
+        """2M = T - 1: each softmax over three actions has two identifiable degrees of freedom."""
+        return self.num_nodes * (NUM_ACTIONS - 1)
+
+    def trajectory_logps(self, logits: Tensor) -> Tensor:
+        """Log-probabilities of all trajectories.
+
+        Args:
+            logits: (M, 3) one logit vector per internal node.
+
+        Returns:
+            (T,) log pi(trajectory) = sum over the path of log-softmax(logits[node])[action].
+        """
+        node_logps = F.log_softmax(logits, dim=-1)  # (M, 3)
+        return node_logps[self.node_index, self.action_index].sum(dim=-1)
+
+
+class TabularPolicy(nn.Module):
+    """Tabular softmax policy on a `TreeMDP`.
+
+    Args:
+        mdp: the tree.
+        init_logits: (M, 3) starting logits; zeros (the uniform policy) when None. Copied, not shared.
+    """
+
+    def __init__(self, mdp: TreeMDP, init_logits: Tensor | None = None) -> None:
+        super().__init__()
+        self.mdp = mdp
+        shape = (mdp.num_nodes, NUM_ACTIONS)
+        init = torch.zeros(shape) if init_logits is None else init_logits.detach().clone().float()
+        if tuple(init.shape) != shape:
+            raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
+        self.logits = nn.Parameter(init)
+
+    def forward(self) -> Tensor:
+        """(T,) log-probabilities of all trajectories."""
+        return self.mdp.trajectory_logps(self.logits)
+
+
+@dataclass
+class PreferencePairs:
+    """N labelled pairs of distinct trajectories.
+
+    Attributes:
+        chosen: (N,) long, index of the preferred trajectory of each pair.
+        rejected: (N,) long, index of the other one.
+        gold_reward: (T,) the gold reward of every trajectory.
+    """
+
+    chosen: Tensor
+    rejected: Tensor
+    gold_reward: Tensor
+
+    @property
+    def num_trajectories(self) -> int:
+        return int(self.gold_reward.numel())
+
+    def pair_matrix(self) -> np.ndarray:
+        """(N, T) float matrix with +1 at each pair's chosen and -1 at its rejected trajectory."""
+        matrix = np.zeros((self.chosen.numel(), self.num_trajectories))
+        rows = np.arange(self.chosen.numel())
+        matrix[rows, self.chosen.numpy()] = 1.0
+        matrix[rows, self.rejected.numpy()] = -1.0
+        return matrix
+
+    def masks(self) -> dict[str, Tensor]:
+        """(T,) boolean masks: "in_data", "out_of_data", "chosen" (chosen in some pair), "rejected"."""
+        chosen = torch.zeros(self.num_trajectories, dtype=torch.bool)
+        rejected = torch.zeros_like(chosen)
+        chosen[self.chosen] = True
+        rejected[self.rejected] = True
+        in_data = chosen | rejected
+        return {"in_data": in_data, "out_of_data": ~in_data, "chosen": chosen, "rejected": rejected}
+
+
+def sample_pairs(
+    num_trajectories: int, num_pairs: int, generator: torch.Generator, bradley_terry: bool = False
+) -> PreferencePairs:
+    """Draw a gold reward per trajectory and `num_pairs` distinct labelled pairs (see the module docstring).
+
+    Args:
+        num_trajectories: T.
+        num_pairs: N, at most T (T - 1) / 2.
+        generator: the seeded source of all randomness here.
+        bradley_terry: sample labels from sigmoid(r_a - r_b) instead of taking the higher gold reward.
+    """
+    max_pairs = num_trajectories * (num_trajectories - 1) // 2
+    if not 1 <= num_pairs <= max_pairs:
+        raise InputError(f"toy MDP option pairs must be in [1, {max_pairs}] for {num_trajectories} trajectories")
+    gold = torch.randn(num_trajectories, generator=generator)
+    # All unordered pairs a < b, then a seeded choice without replacement, so no pair repeats.
+    first, second = torch.triu_indices(num_trajectories, num_trajectories, offset=1)
+    pick = torch.randperm(first.numel(), generator=generator)[:num_pairs]
+    a, b = first[pick], second[pick]
+    if bradley_terry:
+        a_wins = torch.rand(num_pairs, generator=generator) < torch.sigmoid(gold[a] - gold[b])
+    else:
+        a_wins = gold[a] > gold[b]
+    return PreferencePairs(torch.where(a_wins, a, b), torch.where(a_wins, b, a), gold)
+
+
+def pair_matrix_rank(pairs: PreferencePairs) -> int:
+    """Rank of the (N, T) pair matrix: the number of independent directions the loss can see."""
+    return int(np.linalg.matrix_rank(pairs.pair_matrix()))
+
+
+@dataclass
+class ToyMDPResult:
+    """Everything one `run_toy_mdp` call produced.
+
+    Attributes:
+        depth: D.
+        num_trajectories: T = 3^D.
+        num_free_parameters: T - 1, the identifiable degrees of freedom of the tabular policy.
+        pair_rank: rank of the (N, T) pair matrix.
+        pairs: the preference data.
+        records: one dict per (objective, beta, step) with the keys of `RECORD_FIELDS`; step 0 is the start.
+    """
+
+    depth: int
+    num_trajectories: int
+    num_free_parameters: int
+    pair_rank: int
+    pairs: PreferencePairs
+    records: list[dict[str, float | int | str]] = field(default_factory=list)
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.pairs.chosen.numel())
+
+    def final_records(self) -> list[dict[str, float | int | str]]:
+        """The last-step record of each (objective, beta) run, in run order."""
+        last: dict[tuple[str, float], dict[str, float | int | str]] = {}
+        for record in self.records:
+            last[(str(record["objective"]), float(record["beta"]))] = record
+        return list(last.values())
+
+    def initial_records(self) -> list[dict[str, float | int | str]]:
+        """The step-0 record of each (objective, beta) run, in run order."""
+        return [record for record in self.records if record["step"] == 0]
+
+
+def _pair_logps(logps: Tensor, ref_logps: Tensor, pairs: PreferencePairs, depth: int) -> PairLogps:
+    """Build the objective input for all N pairs from (T,) policy and reference trajectory log-probs.
+
+    Every trajectory has exactly D actions, so D plays the role of the response token count.
+    """
+    tokens = torch.full((pairs.chosen.numel(),), float(depth), dtype=logps.dtype)
+    return PairLogps(
+        policy_chosen=logps[pairs.chosen],
+        policy_rejected=logps[pairs.rejected],
+        ref_chosen=ref_logps[pairs.chosen],
+        ref_rejected=ref_logps[pairs.rejected],
+        chosen_tokens=tokens,
+        rejected_tokens=tokens,
+    )
+
+
+def run_toy_mdp(
+    depth: int = DEFAULT_DEPTH,
+    num_pairs: int = DEFAULT_PAIRS,
+    objectives: Sequence[type[Objective]] | type[Objective] = (DPO, IPO, SLiC),
+    betas: Sequence[float] = DEFAULT_BETAS,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = DEFAULT_SEED,
+    optimizer: str = "adam",
+    bradley_terry: bool = False,
+    reference_logits: Tensor | None = None,
+) -> ToyMDPResult:
+    """Train a tabular policy with each objective class at each beta on one seeded preference data set.
+
+    Each run starts from the reference policy and takes `steps` full-batch steps on all N pairs.
+
+    Args:
+        depth: D, trajectories have D actions (T = 3^D).
+        num_pairs: N preference pairs.
+        objectives: lit_daa.objectives classes, each built as ``cls(beta=beta)``; one class is also accepted.
+        betas: the KL-constraint strengths to sweep.
+        steps: optimizer steps per run.
+        lr: learning rate.
+        seed: seeds the gold reward and the pairs (training itself is deterministic).
+        optimizer: a key of `OPTIMIZERS`.
+        bradley_terry: sample preference labels instead of taking the higher gold reward.
+        reference_logits: (M, 3) logits of pi_ref; the uniform policy when None.
+
+    Returns:
+        A `ToyMDPResult` with (steps + 1) records per (objective, beta).
+    """
+    if isinstance(objectives, type):
+        objectives = (objectives,)
+    if steps < 0:
+        raise InputError(f"toy MDP option steps must be >= 0, got {steps}")
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"toy MDP option optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    mdp = TreeMDP(depth)
+    generator = torch.Generator().manual_seed(seed)
+    pairs = sample_pairs(mdp.num_trajectories, num_pairs, generator, bradley_terry=bradley_terry)
+    masks = pairs.masks()
+    with torch.no_grad():
+        ref_logps = TabularPolicy(mdp, reference_logits)()
+    result = ToyMDPResult(
+        depth=mdp.depth,
+        num_trajectories=mdp.num_trajectories,
+        num_free_parameters=mdp.num_free_parameters,
+        pair_rank=pair_matrix_rank(pairs),
+        pairs=pairs,
+    )
+    for objective_cls in objectives:
+        for beta in betas:
+            objective = objective_cls(beta=beta)
+            policy = TabularPolicy(mdp, reference_logits)
+            opt = OPTIMIZERS[optimizer](policy.parameters(), lr=lr)
+            for step in range(steps + 1):
+                logps = policy()
+                out = objective(_pair_logps(logps, ref_logps, pairs, mdp.depth))
+                result.records.append(_record(objective_cls.__name__, beta, step, out, logps, ref_logps, pairs, masks))
+                # The last pass only measures the final policy; it takes no step.
+                if step < steps:
+                    opt.zero_grad()
+                    out.loss.backward()
+                    opt.step()
+    return result
+
+
+def _record(
+    name: str,
+    beta: float,
+    step: int,
+    out: ObjectiveOutput,
+    logps: Tensor,
+    ref_logps: Tensor,
+    pairs: PreferencePairs,
+    masks: dict[str, Tensor],
+) -> dict[str, float | int | str]:
+    """One row of tracked quantities for the policy with (T,) trajectory log-probs `logps`."""
+    with torch.no_grad():
+        probs = logps.exp()
+        return {
+            "objective": name,
+            "beta": float(beta),
+            "step": step,
+            "loss": float(out.loss),
+            "in_data_mass": float(probs[masks["in_data"]].sum()),
+            "out_of_data_mass": float(probs[masks["out_of_data"]].sum()),
+            "chosen_mass": float(probs[masks["chosen"]].sum()),
+            "rejected_mass": float(probs[masks["rejected"]].sum()),
+            "kl": float((probs * (logps - ref_logps)).sum()),
+            "gold_reward": float((probs * pairs.gold_reward).sum()),
+            "accuracy": float((out.chosen_rewards > out.rejected_rewards).float().mean()),
+        }
