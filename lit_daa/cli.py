@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    # main(argv) is how tests and sweeps call the CLI in-process; the warning about args beside sys.argv is moot
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     extras = extra_commands()
     try:
         if argv and argv[0] in extras:

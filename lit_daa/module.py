@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from lit_daa.adapters import LoRA
+from lit_daa.errors import InputError
 from lit_daa.logps import response_logps
 from lit_daa.metrics import preference_metrics
 from lit_daa.models import load_causal_lm, load_tokenizer
@@ -37,6 +38,8 @@ class DAAModule(LightningModule):
         reference_dtype: dtype the reference is loaded in (the paper: half precision).
         lora: LoRA adapters on the policy (peft); None trains all weights.
         load_in_4bit: load the policy in NF4 4-bit (bitsandbytes) under LoRA, i.e. QLoRA.
+        disable_dropout: set every dropout probability of the policy to 0 (as the DPO reference code and TRL do),
+            so the log-probs of chosen and rejected are not perturbed differently within one forward.
     """
 
     def __init__(
@@ -50,16 +53,22 @@ class DAAModule(LightningModule):
         reference_dtype: str = "float32",
         lora: LoRA | None = None,
         load_in_4bit: bool = False,
+        disable_dropout: bool = True,
     ) -> None:
         super().__init__()
         if load_in_4bit and lora is None:
-            raise ValueError("model.load_in_4bit needs model.lora: 4-bit weights cannot be trained directly")
+            raise InputError("model.load_in_4bit needs model.lora: 4-bit weights cannot be trained directly")
         self.policy_name = policy
         self.objective = objective
         self.optimizer_factory: Callable = optimizer
         self.scheduler_factory: Callable | None = lr_scheduler
         model = load_causal_lm(policy, policy_dtype, "model.policy", load_in_4bit=load_in_4bit)
-        self.policy = lora.apply(model) if lora is not None else model
+        if disable_dropout:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = 0.0
+        # from_pretrained returns eval mode and Lightning keeps module modes as they are
+        self.policy = (lora.apply(model) if lora is not None else model).train()
         self.tokenizer = load_tokenizer(policy)
         self.reference = choose_reference(
             objective.requires_reference,
@@ -114,7 +123,7 @@ class DAAModule(LightningModule):
             )
         b = values["losses"].shape[0]
         self.log_dict(self.train_metrics(**values), on_step=True, on_epoch=False, batch_size=b)
-        self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=b)
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False, batch_size=b)
         return out.loss
 
     def on_train_epoch_end(self) -> None:

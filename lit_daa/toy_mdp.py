@@ -117,6 +117,26 @@ class TreeMDP:
         """2M = T - 1: each softmax over three actions has two identifiable degrees of freedom."""
         return self.num_nodes * (NUM_ACTIONS - 1)
 
+    def logits_for(self, probs: Tensor) -> Tensor:
+        """Tree logits whose policy has the given trajectory distribution (the tree policy is fully expressive).
+
+        Args:
+            probs: (T,) non-negative trajectory probabilities summing to 1.
+
+        Returns:
+            (M, 3) logits: at each node, the log of the mass of each action's subtree (softmax renormalises).
+        """
+        if tuple(probs.shape) != (self.num_trajectories,):
+            raise InputError(f"toy MDP trajectory probabilities must have shape ({self.num_trajectories},)")
+        logits = torch.empty(self.num_nodes, NUM_ACTIONS)
+        for level in range(self.depth):
+            # Rows: the 3^level nodes of this level in order; columns: the three child subtrees.
+            mass = probs.reshape(NUM_ACTIONS**level, NUM_ACTIONS, -1).sum(dim=-1)
+            offset = (NUM_ACTIONS**level - 1) // (NUM_ACTIONS - 1)
+            # A floor keeps empty subtrees finite; their probability stays ~1e-30 of the node's.
+            logits[offset : offset + NUM_ACTIONS**level] = mass.clamp_min(1e-30).log()
+        return logits
+
     def trajectory_logps(self, logits: Tensor) -> Tensor:
         """Log-probabilities of all trajectories.
 

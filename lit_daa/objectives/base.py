@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from lit_daa.errors import InputError
+
 
 @dataclass
 class PairLogps:
@@ -74,7 +76,7 @@ class Objective(nn.Module):
     def __init__(self, beta: float = 0.1) -> None:
         super().__init__()
         if not beta > 0:
-            raise ValueError(f"objective option beta must be > 0, got {beta}")
+            raise InputError(f"objective option beta must be > 0, got {beta}")
         self.beta = float(beta)
 
     def implicit_rewards(self, logps: PairLogps) -> tuple[Tensor, Tensor]:
@@ -93,7 +95,7 @@ class Objective(nn.Module):
 def check_fraction(name: str, value: float) -> float:
     """Validate an option that must lie in [0, 1) and name it in the error."""
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"objective option {name} must be in [0, 1), got {value}")
+        raise InputError(f"objective option {name} must be in [0, 1), got {value}")
     return float(value)
 
 

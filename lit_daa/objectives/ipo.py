@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from lit_daa.errors import InputError
 from lit_daa.objectives.base import Objective, ObjectiveOutput, PairLogps
 
 
@@ -29,7 +30,7 @@ class IPO(Objective):
     def __init__(self, beta: float = 0.1, form: Literal["paper", "azar"] = "paper", per_token: bool = False) -> None:
         super().__init__(beta)
         if form not in ("paper", "azar"):
-            raise ValueError(f"IPO option form must be 'paper' or 'azar', got {form!r}")
+            raise InputError(f"IPO option form must be 'paper' or 'azar', got {form!r}")
         self.form = form
         self.per_token = bool(per_token)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from lit_daa.errors import InputError
 from lit_daa.objectives.base import Objective, ObjectiveOutput, PairLogps
 
 
@@ -23,7 +24,7 @@ class RDPO(Objective):
     def __init__(self, beta: float = 0.1, alpha: float = 0.01) -> None:
         super().__init__(beta)
         if alpha < 0:
-            raise ValueError(f"RDPO option alpha must be >= 0, got {alpha}")
+            raise InputError(f"RDPO option alpha must be >= 0, got {alpha}")
         self.alpha = float(alpha)
 
     def forward(self, logps: PairLogps) -> ObjectiveOutput:

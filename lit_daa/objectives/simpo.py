@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit_daa.errors import InputError
 from lit_daa.objectives.base import Objective, ObjectiveOutput, PairLogps
 
 
@@ -26,7 +27,7 @@ class SimPO(Objective):
     def __init__(self, beta: float = 2.0, gamma: float = 1.0) -> None:
         super().__init__(beta)
         if gamma < 0:
-            raise ValueError(f"SimPO option gamma must be >= 0, got {gamma}")
+            raise InputError(f"SimPO option gamma must be >= 0, got {gamma}")
         self.gamma = float(gamma)
 
     def implicit_rewards(self, logps: PairLogps) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,254 @@
+"""PreferenceDataModule: load preference pairs, check and tokenize them once, and serve resumable batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from datasets import Dataset
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from lit_daa.data.bad_rows import SplitReport, settle_bad_rows
+from lit_daa.data.collate import PreferenceCollator
+from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
+from lit_daa.data.schemas import Schema, check_columns, detect_schema
+from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
+from lit_daa.data.tokenize import PairEncoder, TruncationRule, encode_pairs
+from lit_daa.errors import InputError
+from lit_daa.models import load_tokenizer
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """What loading found: per source split, and the pairs each loader serves.
+
+    Args:
+        train: the training split's rows, bad rows and truncations.
+        validation: the same for the source's validation split; None when it was carved out of training rows.
+        train_pairs: pairs the train loader serves.
+        val_pairs: pairs the validation (and test) loader serves.
+    """
+
+    train: SplitReport
+    validation: SplitReport | None
+    train_pairs: int
+    val_pairs: int
+
+
+class PreferenceDataModule(LightningDataModule):
+    """Preference pairs (prompt, chosen, rejected) from files, a hub dataset or a source class, as batches.
+
+    Rows are converted to text by a schema, tokenized once (cached by `datasets` for file-backed data),
+    truncated by a fixed rule (prompt from the left, responses from the right, EOS kept) and checked: a bad row
+    stops loading with one sentence naming the file, the row (JSONL: its line number; otherwise its position
+    counted from 1) and the field, unless `skip_bad_rows` drops such rows and reports how many. Batches are
+    described in `PreferenceCollator`. The train loader shuffles by (seed, epoch) and resumes mid-epoch exactly.
+
+    Args:
+        tokenizer: model name or folder whose tokenizer encodes the text (usually the policy's).
+        train_path: training rows: a .jsonl, .json or .parquet file, or a folder saved with save_to_disk.
+        val_path: validation rows in the same forms (with train_path only).
+        hub_dataset: a dataset to load with `datasets.load_dataset` (hub id or local folder of data files).
+        hub_config: the hub dataset's configuration name.
+        hub_train_split: the hub dataset's split to train on.
+        hub_val_split: the hub dataset's split to validate on.
+        source: any PreferenceSource, e.g. lit_daa.synthetic.source.SyntheticPreferences. Exactly one of
+            train_path, hub_dataset and source must be given.
+        schema: how rows map to (prompt, chosen, rejected); None: detected from the columns.
+        val_fraction: share of training rows held out for validation when the source has no validation split
+            (chosen by `seed`; 0: no validation).
+        max_length: most tokens of prompt + one response (EOS included); responses are cut from the right.
+        max_prompt_length: most prompt tokens; longer prompts are cut from the left (see truncate_prompts).
+        truncate_prompts: cut long prompts (True) or treat them as bad rows (False).
+        skip_bad_rows: drop bad rows and report their count instead of stopping at the first.
+        batch_size: pairs per training batch per device (a batch holds 2 * batch_size sequences).
+        eval_batch_size: pairs per validation/test batch; None: batch_size.
+        num_workers: DataLoader worker processes.
+        seed: seed of the training order (per epoch) and of the validation hold-out.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str = "embedded:neox-tiny",
+        train_path: str | None = None,
+        val_path: str | None = None,
+        hub_dataset: str | None = None,
+        hub_config: str | None = None,
+        hub_train_split: str = "train",
+        hub_val_split: str | None = None,
+        source: PreferenceSource | None = None,
+        schema: Schema | None = None,
+        val_fraction: float = 0.05,
+        max_length: int = 512,
+        max_prompt_length: int = 256,
+        truncate_prompts: bool = True,
+        skip_bad_rows: bool = False,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.tokenizer_name = tokenizer
+        self.source = _choose_source(
+            train_path, val_path, hub_dataset, hub_config, hub_train_split, hub_val_split, source
+        )
+        self.schema = schema
+        self.rule = TruncationRule(max_length, max_prompt_length, truncate_prompts)
+        if not 0.0 <= val_fraction < 1.0:
+            raise InputError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        for option, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if value < least:
+                raise InputError(f"data.{option} must be at least {least}, got {value}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise InputError(f"data.eval_batch_size must be at least 1, got {eval_batch_size}")
+        self.val_fraction = val_fraction
+        self.skip_bad_rows = skip_bad_rows
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.train_dataset: Dataset | None = None
+        self.val_dataset: Dataset | None = None
+        self.report: DataReport | None = None
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer named by the `tokenizer` option (loaded on first use; pad falls back to EOS)."""
+        return load_tokenizer(self.tokenizer_name, option="data.tokenizer")
+
+    @property
+    def collator(self) -> PreferenceCollator:
+        """Batches pairs as described in `PreferenceCollator`, padding with the tokenizer's pad token."""
+        return PreferenceCollator(self.tokenizer.pad_token_id)
+
+    def prepare_data(self) -> None:
+        # Runs once per node before `setup`: fetch and cache raw data (and build an embedded tokenizer) here so
+        # the other ranks find it in the caches rather than all downloading at once.
+        self.tokenizer  # noqa: B018 - loading is the point
+        self.source.train()
+        self.source.validation()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, check and tokenize every split; later calls do nothing (Lightning calls it once per stage)."""
+        if self.report is not None:
+            return
+        train, train_report = self._encode(TRAIN, self.source.train())
+        val_raw = self.source.validation()
+        if val_raw is not None:
+            val, val_report = self._encode(VALIDATION, val_raw)
+        else:
+            train, val = self._hold_out(train, train_report.source)
+            val_report = None
+        self.train_dataset, self.val_dataset = train, val
+        self.report = DataReport(train_report, val_report, len(train), 0 if val is None else len(val))
+        rank_zero_info(f"{len(train)} training pairs, {self.report.val_pairs} validation pairs")
+
+    def _encode(self, split: str, raw: Dataset) -> tuple[Dataset, SplitReport]:
+        if not isinstance(raw, Dataset):
+            raise InputError(f"data.source {type(self.source).__name__} returned {type(raw).__name__}, not a Dataset")
+        name = self.source.split_name(split)
+        if len(raw) == 0:
+            raise InputError(f"{name} has no rows")
+        if self.schema is None:
+            schema = detect_schema(raw.features, name)
+        else:
+            schema = self.schema
+            check_columns(schema, raw.features, name)
+        encoder = PairEncoder(schema, self.tokenizer, self.rule)
+        encoded = encode_pairs(raw, encoder, desc=f"Tokenizing {name}")
+        clean, report = settle_bad_rows(encoded, name, lambda i: self.source.row_label(split, i), self.skip_bad_rows)
+        rank_zero_info(report.summary())
+        return clean, report
+
+    def _hold_out(self, train: Dataset, name: str) -> tuple[Dataset, Dataset | None]:
+        """Split off `val_fraction` of the rows, chosen by `seed`; both parts keep source order."""
+        if self.val_fraction == 0:
+            return train, None
+        n = len(train)
+        n_val = max(1, round(n * self.val_fraction))
+        if n_val >= n:
+            raise InputError(
+                f"data.val_fraction {self.val_fraction} of {name}'s {n} usable rows leaves none to train on "
+                "(give validation rows with data.val_path or data.hub_val_split, or lower data.val_fraction)"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        return train.select(sorted(order[n_val:])), train.select(sorted(order[:n_val]))
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        dataset = self._require(self.train_dataset)
+        # Shard by the data-parallel ranks the strategy reports (None on one device).
+        shards = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
+        sampler = ResumableSampler(
+            dataset,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            num_replicas=shards.get("num_replicas", 1),
+            rank=shards.get("rank", 0),
+        )
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader()
+
+    def test_dataloader(self) -> DataLoader | list:
+        """The validation split (there is no separate test split)."""
+        return self._eval_loader()
+
+    def _eval_loader(self) -> DataLoader | list:
+        self._require(self.train_dataset)
+        if self.val_dataset is None:
+            return []  # Lightning reads an empty list as "no validation"
+        return DataLoader(
+            self.val_dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+        )
+
+    def _require(self, dataset: Dataset | None) -> Dataset:
+        if dataset is None:
+            self.setup()
+            dataset = self.train_dataset
+        assert dataset is not None
+        return dataset
+
+
+def _choose_source(
+    train_path: str | None,
+    val_path: str | None,
+    hub_dataset: str | None,
+    hub_config: str | None,
+    hub_train_split: str,
+    hub_val_split: str | None,
+    source: PreferenceSource | None,
+) -> PreferenceSource:
+    options = {"data.train_path": train_path, "data.hub_dataset": hub_dataset, "data.source": source}
+    given = [option for option, value in options.items() if value is not None]
+    if len(given) != 1:
+        found = f"{' and '.join(given)} were given" if given else "none was given"
+        raise InputError(f"give the training data with exactly one of {', '.join(options)} ({found})")
+    if val_path is not None and train_path is None:
+        raise InputError("data.val_path needs data.train_path (with data.hub_dataset use data.hub_val_split)")
+    if (hub_config is not None or hub_val_split is not None) and hub_dataset is None:
+        raise InputError("data.hub_config and data.hub_val_split need data.hub_dataset")
+    if train_path is not None:
+        files = FileSource(train_path, val_path)
+        files.option_prefix = "data."
+        return files
+    if hub_dataset is not None:
+        return HubSource(hub_dataset, hub_config, hub_train_split, hub_val_split)
+    assert source is not None
+    return source
