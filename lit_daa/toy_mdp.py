@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,6 +302,7 @@ def run_toy_mdp(
     optimizer: str = "adam",
     bradley_terry: bool = False,
     reference_logits: Tensor | None = None,
+    reference_in_data_mass: float | None = None,
 ) -> ToyMDPResult:
     """Train a tabular policy with each objective class at each beta on one seeded preference data set.
 
@@ -318,6 +319,8 @@ def run_toy_mdp(
         optimizer: a key of `OPTIMIZERS`.
         bradley_terry: sample preference labels instead of taking the higher gold reward.
         reference_logits: (M, 3) logits of pi_ref; the uniform policy when None.
+        reference_in_data_mass: instead of `reference_logits`, an "SFT-like" pi_ref that puts this mass in
+            (0, 1) spread evenly over the in-data trajectories and the rest evenly over all of them.
 
     Returns:
         A `ToyMDPResult` with (steps + 1) records per (objective, beta).
@@ -328,10 +331,19 @@ def run_toy_mdp(
         raise InputError(f"toy MDP option steps must be >= 0, got {steps}")
     if optimizer not in OPTIMIZERS:
         raise InputError(f"toy MDP option optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if reference_in_data_mass is not None and reference_logits is not None:
+        raise InputError("toy MDP takes reference_logits or reference_in_data_mass, not both")
     mdp = TreeMDP(depth)
     generator = torch.Generator().manual_seed(seed)
     pairs = sample_pairs(mdp.num_trajectories, num_pairs, generator, bradley_terry=bradley_terry)
     masks = pairs.masks()
+    if reference_in_data_mass is not None:
+        if not 0.0 < reference_in_data_mass < 1.0:
+            raise InputError(f"toy MDP option reference_in_data_mass must be in (0, 1), got {reference_in_data_mass}")
+        in_data = masks["in_data"].float()
+        probs = reference_in_data_mass * in_data / in_data.sum()
+        probs = probs + (1.0 - reference_in_data_mass) / mdp.num_trajectories
+        reference_logits = mdp.logits_for(probs)
     with torch.no_grad():
         ref_logps = TabularPolicy(mdp, reference_logits)()
     result = ToyMDPResult(
@@ -384,3 +396,138 @@ def _record(
             "gold_reward": float((probs * pairs.gold_reward).sum()),
             "accuracy": float((out.chosen_rewards > out.rejected_rewards).float().mean()),
         }
+
+
+def format_table(result: ToyMDPResult) -> str:
+    """The printed summary: the rank facts, then start -> end masses for each (objective, beta) run."""
+    flat = result.num_free_parameters - result.pair_rank
+    lines = [
+        f"toy tree MDP: depth {result.depth}, {result.num_trajectories} trajectories, "
+        f"{result.num_free_parameters} free policy parameters, {result.num_pairs} pairs",
+        f"pair-matrix rank {result.pair_rank} (of {result.num_trajectories} trajectories, "
+        f"{result.num_free_parameters} free parameters): the loss is flat along {flat} directions of the policy",
+        f"{'objective':<9} {'beta':>6} {'in-data':>15} {'out-of-data':>15} {'chosen':>15} {'rejected':>15} "
+        f"{'KL':>6} {'gold':>6}",
+    ]
+    for first, last in zip(result.initial_records(), result.final_records(), strict=True):
+        cells = [
+            f"{float(first[key]):.3f} -> {float(last[key]):.3f}"
+            for key in ("in_data_mass", "out_of_data_mass", "chosen_mass", "rejected_mass")
+        ]
+        lines.append(
+            f"{last['objective']!s:<9} {float(last['beta']):>6.3g} "
+            + " ".join(f"{cell:>15}" for cell in cells)
+            + f" {float(last['kl']):>6.2f} {float(last['gold_reward']):>6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def write_csv(result: ToyMDPResult, path: str | Path) -> Path:
+    """Write every per-step record (columns `RECORD_FIELDS`) and return the path."""
+    path = Path(path)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RECORD_FIELDS)
+        writer.writeheader()
+        writer.writerows(result.records)
+    return path
+
+
+def plot_masses(result: ToyMDPResult, path: str | Path) -> Path:
+    """Save a PNG of the masses over training: one row of panels per objective, one column per beta.
+
+    Each panel shows in-data and out-of-data mass (solid) and chosen and rejected mass (dashed, may overlap).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the figure only goes to a file
+    import matplotlib.pyplot as plt
+
+    runs = [(str(r["objective"]), float(r["beta"])) for r in result.initial_records()]
+    names = list(dict.fromkeys(name for name, _ in runs))
+    betas = list(dict.fromkeys(beta for _, beta in runs))
+    fig, axes = plt.subplots(
+        len(names), len(betas), figsize=(3.2 * len(betas), 2.6 * len(names)), sharex=True, sharey=True, squeeze=False
+    )
+    curves = (
+        ("in_data_mass", "in-data", "-", "tab:blue"),
+        ("out_of_data_mass", "out-of-data", "-", "tab:red"),
+        ("chosen_mass", "chosen", "--", "tab:green"),
+        ("rejected_mass", "rejected", "--", "tab:gray"),
+    )
+    for row, name in enumerate(names):
+        for col, beta in enumerate(betas):
+            ax = axes[row][col]
+            rows = [r for r in result.records if r["objective"] == name and float(r["beta"]) == beta]
+            steps = [int(r["step"]) for r in rows]
+            for key, label, style, color in curves:
+                ax.plot(steps, [float(r[key]) for r in rows], style, color=color, label=label)
+            ax.set_title(f"{name}, beta={beta:g}", fontsize=9)
+            ax.set_ylim(-0.02, 1.02)
+            if row == len(names) - 1:
+                ax.set_xlabel("step")
+            if col == 0:
+                ax.set_ylabel("probability mass")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(
+        f"toy tree MDP: {result.num_trajectories} trajectories, {result.num_pairs} pairs, "
+        f"pair-matrix rank {result.pair_rank}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of `main`."""
+    parser = argparse.ArgumentParser(prog="python -m lit_daa.toy_mdp", description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="actions per trajectory (3^depth of them)")
+    parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, help="number of preference pairs")
+    parser.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS))
+    parser.add_argument("--objectives", nargs="+", choices=sorted(OBJECTIVES), default=list(DEFAULT_OBJECTIVES))
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--bradley-terry", action="store_true", help="sample labels instead of the better one")
+    parser.add_argument(
+        "--reference-in-data-mass",
+        type=float,
+        default=None,
+        help="SFT-like reference with this mass on the in-data trajectories (default: uniform reference)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("toy_mdp_out"), help="folder for toy_mdp.png and .csv")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sweep, print the table, write ``toy_mdp.png`` and ``toy_mdp.csv`` into --out; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = run_toy_mdp(
+            depth=args.depth,
+            num_pairs=args.pairs,
+            objectives=[OBJECTIVES[name] for name in args.objectives],
+            betas=args.betas,
+            steps=args.steps,
+            lr=args.lr,
+            seed=args.seed,
+            optimizer=args.optimizer,
+            bradley_terry=args.bradley_terry,
+            reference_in_data_mass=args.reference_in_data_mass,
+        )
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(format_table(result))
+    csv_path = write_csv(result, args.out / "toy_mdp.csv")
+    png_path = plot_masses(result, args.out / "toy_mdp.png")
+    print(f"wrote {png_path} and {csv_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

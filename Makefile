@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine with Python 3.10+:
+#   make demo   # set up .venv and train the quickstart (DPO on the embedded synthetic world)
+#   make test   # set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-all lint bench
+
+setup: $(VENV)/.installed
+
+# torch first, pinned to the CPU build this machine provides; the package's torch range accepts it.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/lit-daa fit --config configs/quickstart.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m ""
+
+lint: setup
+	$(BIN)/ruff check lit_daa tests benchmarks && $(BIN)/ruff format --check lit_daa tests benchmarks
+
+bench: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/step_benchmark.py
