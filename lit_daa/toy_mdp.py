@@ -1,4 +1,4 @@
-"""The toy tree MDP of Rafailov et al. 2024 (section 4, Figs. 5-6): DAAs move mass onto trajectories in no pair.
+"""The toy tree MDP of Rafailov et al. 2024 (section 4, Figs. 5-6): where DAAs put mass the data never saw.
 
 The MDP. A depth-D tree: every state offers three deterministic actions, the states are all action prefixes of
 length < D (the internal nodes), and after D actions the episode absorbs into a terminal state. A trajectory is
@@ -12,19 +12,31 @@ training dynamics, not the parameterisation, decide where mass goes).
 Preference data (our choice, the paper did not publish it). A gold reward per trajectory is drawn N(0, 1) with
 the seed. N distinct unordered pairs of distinct trajectories are sampled uniformly without replacement and
 labelled deterministically: the trajectory with the higher gold reward is chosen. Deterministic labels keep
-label noise out of the picture, so what the figure shows is the rank deficiency alone; ``bradley_terry=True``
-samples labels with P(a preferred to b) = sigmoid(r_a - r_b) instead.
+label noise out of the picture, so only the loss's structure and the optimiser move the mass;
+``bradley_terry=True`` samples labels with P(a preferred to b) = sigmoid(r_a - r_b) instead.
 
-Why mass leaks. For B pairs the DAA loss sees the policy only through h = A (log pi - log pi_ref), where A is the
-(N, T) pair matrix with +1 at the chosen and -1 at the rejected trajectory of each pair. rank(A) <= N << T - 1,
-so the loss is flat along a (T - 1 - rank)-dimensional family of directions and has infinitely many minimisers;
-gradient steps on the tree logits push rejected trajectories down through the softmax at every node on their
-path, and the freed mass flows to siblings, most of which appear in no pair.
+The rank argument. For N pairs the DAA loss sees the policy only through h = A (log pi - log pi_ref), where A
+is the (N, T) pair matrix with +1 at the chosen and -1 at the rejected trajectory of each pair. rank(A) <= N,
+and for N << T the loss is flat along T - 1 - rank(A) directions of the policy: it has infinitely many
+minimisers, including ones with almost all mass on trajectories in no pair (`loss_equivalent_logps` builds one:
+scaling every in-data probability by the same factor leaves every h, hence the loss, unchanged).
 
-Defaults (chosen so the effect is clear and the run takes a few seconds): depth 3 (27 trajectories, 13 nodes,
-26 free parameters), 6 pairs (rank <= 6), DPO, IPO and SLiC at beta in {0.05, 0.1, 0.5, 1.0}, full-batch Adam
-with lr 0.05 for 300 steps, seed 0, policy initialised at the uniform reference. With these, DPO at small beta
-ends with much less mass on the in-data trajectories than it started with, and more on the out-of-data ones.
+What gradient training actually does here (measured, and at odds with the paper's Fig. 6 as summarised in
+PAPER.md). Which minimiser training reaches is decided by the optimiser, not the loss. At small beta every
+objective is close to linear in h (DPO: log 2 - beta/2 sum_i h_i), i.e. it maximises sum_t c_t log pi(t) with
+c_t = (times t is chosen) - (times t is rejected). With a fully expressive tabular policy started at the
+reference, that pushes the net losers to zero and puts the mass on the net winners (c_t > 0); out-of-data
+trajectories (c_t = 0) only move through the prefixes they share with data trajectories, and lose mass overall.
+So with the defaults below in-data mass RISES (0.37 -> 0.99 for DPO at beta 0.05) and out-of-data mass falls;
+larger beta stops earlier and leaves more out of the data. We tried uniform and SFT-like references (mass on the
+data trajectories), data sampled from a peaked reference, Bradley-Terry labels, repeated pairs, depths 2-4,
+3-24 pairs, Adam and SGD: in-data mass fell in 2 of about 500 random configurations (DPO, beta 0.05).
+Reproducing the paper's effect may need an ingredient it did not publish (for example a policy that shares
+parameters across trajectories).
+
+Defaults (depth 3 = 27 trajectories, 13 nodes, 26 free parameters; 6 pairs, rank 6; DPO, IPO and SLiC at beta
+in {0.05, 0.1, 0.5, 1.0}; full-batch Adam, lr 0.05, 300 steps; seed 0; uniform reference, which is also the
+initial policy) keep the run to a few seconds and show the rank facts and the mass dynamics side by side.
 
 Tracked per step (step 0 is the initial policy): the DAA loss, the probability mass on trajectories that appear
 in some pair (in-data) and in none (out-of-data), the mass on trajectories that are chosen in some pair and on
@@ -239,6 +251,32 @@ def pair_matrix_rank(pairs: PreferencePairs) -> int:
     return int(np.linalg.matrix_rank(pairs.pair_matrix()))
 
 
+def loss_equivalent_logps(logps: Tensor, in_data: Tensor, in_data_mass: float) -> Tensor:
+    """Another policy that every DAA loss scores exactly like `logps`, with a chosen in-data mass.
+
+    All in-data probabilities are scaled by one factor and the out-of-data ones by another so that the in-data
+    mass becomes `in_data_mass`. Every in-data log-ratio moves by the same constant, so each pair margin h (a
+    difference of two in-data log-ratios) is unchanged: a direction along which the loss is flat.
+
+    Args:
+        logps: (T,) trajectory log-probabilities with some mass both in and out of the data.
+        in_data: (T,) boolean mask of the trajectories that appear in some pair.
+        in_data_mass: the in-data mass of the returned policy, in (0, 1).
+
+    Returns:
+        (T,) trajectory log-probabilities (a distribution; `TreeMDP.logits_for` turns it into tree logits).
+    """
+    if not 0.0 < in_data_mass < 1.0:
+        raise InputError(f"in_data_mass must be in (0, 1), got {in_data_mass}")
+    probs = logps.detach().exp()
+    current = probs[in_data].sum()
+    if not 0.0 < float(current) < 1.0:
+        raise InputError("the policy needs some mass both in and out of the data to rescale them")
+    shift_in = torch.log(torch.as_tensor(in_data_mass, dtype=logps.dtype) / current)
+    shift_out = torch.log(torch.as_tensor(1.0 - in_data_mass, dtype=logps.dtype) / (1.0 - current))
+    return logps.detach() + torch.where(in_data, shift_in, shift_out)
+
+
 @dataclass
 class ToyMDPResult:
     """Everything one `run_toy_mdp` call produced.
@@ -250,6 +288,7 @@ class ToyMDPResult:
         pair_rank: rank of the (N, T) pair matrix.
         pairs: the preference data.
         records: one dict per (objective, beta, step) with the keys of `RECORD_FIELDS`; step 0 is the start.
+        final_logps: (T,) trajectory log-probs of the trained policy, by (objective class name, beta).
     """
 
     depth: int
@@ -258,6 +297,7 @@ class ToyMDPResult:
     pair_rank: int
     pairs: PreferencePairs
     records: list[dict[str, float | int | str]] = field(default_factory=list)
+    final_logps: dict[tuple[str, float], Tensor] = field(default_factory=dict)
 
     @property
     def num_pairs(self) -> int:
@@ -275,7 +315,7 @@ class ToyMDPResult:
         return [record for record in self.records if record["step"] == 0]
 
 
-def _pair_logps(logps: Tensor, ref_logps: Tensor, pairs: PreferencePairs, depth: int) -> PairLogps:
+def pair_logps(logps: Tensor, ref_logps: Tensor, pairs: PreferencePairs, depth: int) -> PairLogps:
     """Build the objective input for all N pairs from (T,) policy and reference trajectory log-probs.
 
     Every trajectory has exactly D actions, so D plays the role of the response token count.
@@ -360,13 +400,14 @@ def run_toy_mdp(
             opt = OPTIMIZERS[optimizer](policy.parameters(), lr=lr)
             for step in range(steps + 1):
                 logps = policy()
-                out = objective(_pair_logps(logps, ref_logps, pairs, mdp.depth))
+                out = objective(pair_logps(logps, ref_logps, pairs, mdp.depth))
                 result.records.append(_record(objective_cls.__name__, beta, step, out, logps, ref_logps, pairs, masks))
                 # The last pass only measures the final policy; it takes no step.
                 if step < steps:
                     opt.zero_grad()
                     out.loss.backward()
                     opt.step()
+            result.final_logps[(objective_cls.__name__, float(beta))] = logps.detach()
     return result
 
 

@@ -1,0 +1,84 @@
+"""The reference rule: which reference each case gets, and that each gives the base model's log-probs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lit_daa.adapters import LoRA
+from lit_daa.logps import response_logps
+from lit_daa.models import load_causal_lm
+from lit_daa.module import DAAModule
+from lit_daa.objectives import DPO, SFT, SimPO
+from lit_daa.reference import AdaptersOff, FrozenCopy, NoReference
+
+
+def batch() -> dict[str, torch.Tensor]:
+    ids = torch.tensor([[3, 10, 4, 30, 31, 2], [3, 10, 4, 40, 2, 0]])
+    return {
+        "input_ids": ids,
+        "attention_mask": (torch.arange(6) < torch.tensor([[6], [5]])).long(),
+        "response_mask": torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0]]),
+    }
+
+
+def base_logps() -> torch.Tensor:
+    b = batch()
+    with torch.no_grad():
+        return response_logps(
+            load_causal_lm("embedded:neox-tiny"), b["input_ids"], b["attention_mask"], b["response_mask"]
+        )[0]
+
+
+@pytest.mark.parametrize("objective", [SimPO(), SFT()])
+def test_reference_free_objectives_load_nothing(objective) -> None:
+    module = DAAModule(objective=objective)
+    assert isinstance(module.reference, NoReference)
+    assert module.reference.logps(batch()) is None
+
+
+def test_full_finetuning_gets_a_frozen_copy_outside_the_state_dict() -> None:
+    module = DAAModule(objective=DPO(0.1))
+    assert isinstance(module.reference, FrozenCopy)
+    assert not any(p.requires_grad for p in module.reference.model.parameters())
+    assert not module.reference.model.training
+    assert all(k.startswith(("policy.", "objective.")) for k in module.state_dict())
+    assert torch.allclose(module.reference.logps(batch()), base_logps())
+    module.to(torch.float64)  # moves of the LightningModule reach the reference too
+    assert next(module.reference.model.parameters()).dtype == torch.float64
+
+
+def test_precomputed_reference_logps_win() -> None:
+    module = DAAModule(objective=DPO(0.1))
+    cached = torch.tensor([-1.0, -2.0])
+    assert torch.equal(module.reference.logps({**batch(), "ref_logps": cached}), cached)
+
+
+def test_lora_policy_uses_itself_with_adapters_off_and_trains_only_adapters() -> None:
+    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4, alpha=8))
+    assert isinstance(module.reference, AdaptersOff)
+    # LoRA B starts at zero, so move the adapters first: the reference must still be the base model
+    for name, p in module.policy.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    assert torch.allclose(module.reference.logps(batch()), base_logps(), atol=1e-5)
+    policy_now = response_logps(module.policy, **batch())[0]
+    assert not torch.allclose(policy_now, base_logps(), atol=1e-3)
+    trainable = [n for n, p in module.policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert module.policy.training  # disabling adapters for the reference pass restores train mode
+
+
+def test_explicit_reference_beside_lora_is_a_frozen_copy() -> None:
+    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4), reference="embedded:neox-tiny")
+    assert isinstance(module.reference, FrozenCopy)
+
+
+def test_qlora_4bit_policy_trains_on_cpu() -> None:
+    pytest.importorskip("bitsandbytes")
+    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4), load_in_4bit=True)
+    assert isinstance(module.reference, AdaptersOff)
+    out, _ = module._evaluate(batch())
+    out.loss.backward()
+    grads = [p.grad for n, p in module.policy.named_parameters() if "lora_A" in n]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
