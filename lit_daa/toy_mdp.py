@@ -318,7 +318,8 @@ class ToyMDPResult:
 def pair_logps(logps: Tensor, ref_logps: Tensor, pairs: PreferencePairs, depth: int) -> PairLogps:
     """Build the objective input for all N pairs from (T,) policy and reference trajectory log-probs.
 
-    Every trajectory has exactly D actions, so D plays the role of the response token count.
+    Every trajectory has exactly D actions, so D plays the role of the response token count (length-aware
+    objectives such as R-DPO and SimPO therefore see every pair as equally long).
     """
     tokens = torch.full((pairs.chosen.numel(),), float(depth), dtype=logps.dtype)
     return PairLogps(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 import lit_daa.objectives as objectives_module
-from lit_daa.objectives import DPO, IPO, SLiC
+from lit_daa.objectives import DPO, IPO, ObjectiveOutput, PairLogps, SLiC
 from lit_daa.toy_mdp import (
     OBJECTIVES,
     PreferencePairs,
@@ -100,7 +101,7 @@ def test_cli_objectives_are_the_library_classes_and_the_run_calls_them() -> None
     calls: list[float] = []
 
     class SpyDPO(DPO):
-        def forward(self, logps):  # type: ignore[no-untyped-def]
+        def forward(self, logps: PairLogps) -> ObjectiveOutput:
             calls.append(self.beta)
             return super().forward(logps)
 
@@ -150,7 +151,7 @@ def test_dpo_at_small_beta_moves_mass_onto_net_winners_not_out_of_the_data() -> 
     assert float(wide["out_of_data_mass"]) > float(last["out_of_data_mass"])
 
 
-def test_main_writes_png_and_csv(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_main_writes_png_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "toy"
     code = main(["--steps", "10", "--betas", "0.1", "1.0", "--objectives", "DPO", "SLiC", "--out", str(out)])
     assert code == 0
@@ -164,6 +165,6 @@ def test_main_writes_png_and_csv(tmp_path, capsys) -> None:  # type: ignore[no-u
     assert "pair-matrix rank 6" in printed and "27 trajectories" in printed
 
 
-def test_main_reports_bad_input_with_exit_code_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_main_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--pairs", "1000", "--steps", "1", "--out", str(tmp_path)]) == 2
     assert "pairs must be in" in capsys.readouterr().err
