@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
@@ -53,16 +54,19 @@ def run_lightning(argv: list[str]) -> int:
     return 0
 
 
-def extra_commands() -> dict[str, Callable[[list[str]], int]]:
-    """lit-daa's own subcommands beyond the Trainer's, each a `main(argv) -> exit code`."""
-    commands: dict[str, Callable[[list[str]], int]] = {}
-    try:
-        from lit_daa.toy_mdp import main as toy_mdp_main
+# lit-daa's own subcommands beyond the Trainer's: each module has `main(argv) -> exit code`, imported on use so
+# `lit-daa fit` does not pay for matplotlib or the sweep machinery.
+EXTRA_COMMANDS: dict[str, str] = {
+    "sweep": "lit_daa.sweep.cli",
+    "evaluate": "lit_daa.evaluation.cli",
+    "analyze": "lit_daa.analysis.analyze",
+    "toy-mdp": "lit_daa.toy_mdp",
+}
 
-        commands["toy-mdp"] = toy_mdp_main
-    except ImportError:  # pragma: no cover - optional module
-        pass
-    return commands
+
+def extra_command(name: str) -> Callable[[list[str]], int]:
+    """The `main` of one of EXTRA_COMMANDS."""
+    return importlib.import_module(EXTRA_COMMANDS[name]).main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     # main(argv) is how tests and sweeps call the CLI in-process; the warning about args beside sys.argv is moot
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    extras = extra_commands()
     try:
-        if argv and argv[0] in extras:
-            return extras[argv[0]](argv[1:])
+        if argv and argv[0] in EXTRA_COMMANDS:
+            return extra_command(argv[0])(argv[1:])
         return run_lightning(argv)
     except InputError as err:
         print(f"lit-daa: error: {err}", file=sys.stderr)

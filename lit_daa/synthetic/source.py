@@ -61,3 +61,43 @@ class SyntheticPreferences(PreferenceSource):
 
     def validation(self) -> Dataset | None:
         return Dataset.from_list(self.world.pairs(self.num_val, self.seed + 1)) if self.num_val > 0 else None
+
+
+class HumanDemonstrations(PreferenceSource):
+    """SFT data of the over-optimization world: prompts with "human" answers (`SyntheticWorld.human_response`).
+
+    Rows are ordinary preference rows whose `chosen` is a human answer; `rejected` is a second human answer,
+    which the SFT objective ignores. See docs/world.md.
+
+    Args:
+        num_train: training rows.
+        num_val: validation rows (seed + 1).
+        seed: seed of the training draw.
+        min_length: shortest human answer, in words.
+        max_length: longest human answer, in words.
+        human_on_topic: probability that a word of a human answer is on-topic.
+        human_off_topic: probability that it is off-topic (the rest is filler).
+    """
+
+    name = "human demonstrations"
+
+    def __init__(
+        self,
+        num_train: int = 8000,
+        num_val: int = 256,
+        seed: int = 0,
+        min_length: int = 2,
+        max_length: int = 8,
+        human_on_topic: float = 0.6,
+        human_off_topic: float = 0.1,
+    ) -> None:
+        self.num_train, self.num_val, self.seed = num_train, num_val, seed
+        self.world = SyntheticWorld(
+            min_length=min_length, max_length=max_length, human_on_topic=human_on_topic, human_off_topic=human_off_topic
+        )
+
+    def train(self) -> Dataset:
+        return Dataset.from_list(self.world.demonstrations(self.num_train, self.seed))
+
+    def validation(self) -> Dataset | None:
+        return Dataset.from_list(self.world.demonstrations(self.num_val, self.seed + 1)) if self.num_val > 0 else None

@@ -7,7 +7,13 @@ Prompts name a topic and quote a few of its words::
 
 Gold reward (documented, so learning can be checked)::
 
-    r(x, y) = relevance_weight * (#on-topic words - #off-topic words) - length_weight * |len(y) - target_length|
+    r(x, y) = relevance_weight * (#on-topic words - #off-topic words)
+              - length_weight * max(0, target_length - len(y))          (too short)
+              - overlength_weight * max(0, len(y) - target_length)      (too long)
+
+With the defaults of the over-optimization world (docs/world.md), "human" answers are never longer than
+`target_length`, so preference data drawn near them says "longer is better" and never shows the over-length
+penalty: finite data under-determines the gold reward the way human data does.
 
 Filler words ("the", "very", ...) count as neither on- nor off-topic. Preference labels are drawn by
 Bradley-Terry, P(y1 preferred) = sigmoid(bt_scale * (r(x, y1) - r(x, y2))); pairs with equal gold reward are
@@ -38,20 +44,26 @@ class GoldReward:
 
     Args:
         relevance_weight: weight of (#on-topic - #off-topic) words.
-        length_weight: penalty per word of distance from `target_length` (0 disables it).
+        length_weight: penalty per word below `target_length` (and above it, unless `overlength_weight` is set).
         target_length: the response length, in words, the gold reward likes best.
+        overlength_weight: penalty per word above `target_length`; None: the same as `length_weight`.
     """
 
     relevance_weight: float = 1.0
     length_weight: float = 0.0
     target_length: int = 6
+    overlength_weight: float | None = None
 
     def __call__(self, prompt: str, response: str) -> float:
         topic = topic_of(prompt)
         words = response.split()
         on = sum(w.startswith(topic + "_") for w in words)
         off = sum("_" in w and not w.startswith(topic + "_") for w in words)
-        return self.relevance_weight * (on - off) - self.length_weight * abs(len(words) - self.target_length)
+        over = self.length_weight if self.overlength_weight is None else self.overlength_weight
+        n = len(words)
+        short = max(0, self.target_length - n)
+        long = max(0, n - self.target_length)
+        return self.relevance_weight * (on - off) - self.length_weight * short - over * long
 
 
 def topic_of(prompt: str) -> str:
@@ -72,6 +84,8 @@ class SyntheticWorld:
         min_length / max_length: response length range in words (uniform).
         bt_scale: Bradley-Terry inverse temperature on gold-reward differences.
         gold: the gold reward.
+        human_on_topic: probability that a word of a human answer is on-topic.
+        human_off_topic: probability that it is off-topic (the rest is filler).
     """
 
     words_per_topic: int = 16
@@ -80,6 +94,8 @@ class SyntheticWorld:
     max_length: int = 10
     bt_scale: float = 3.0
     gold: GoldReward | None = None
+    human_on_topic: float = 0.6
+    human_off_topic: float = 0.1
 
     def __post_init__(self) -> None:
         self.gold = self.gold or GoldReward()
@@ -106,6 +122,43 @@ class SyntheticWorld:
                 words.append(rng.choice(FILLERS))
         return " " + " ".join(words)
 
+    def human_response(self, prompt: str, rng: random.Random) -> str:
+        """A "human" answer: mostly on-topic words, some filler, a few off-topic slips; length uniform in
+        [min_length, max_length]. SFT data and the evaluation references are drawn from this distribution."""
+        topic = topic_of(prompt)
+        words = []
+        for _ in range(rng.randint(self.min_length, self.max_length)):
+            u = rng.random()
+            if u < self.human_on_topic:
+                words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
+            elif u < self.human_on_topic + self.human_off_topic:
+                other = rng.choice([t for t in TOPICS if t != topic])
+                words.append(f"{other}_{rng.randrange(self.words_per_topic)}")
+            else:
+                words.append(rng.choice(FILLERS))
+        return " " + " ".join(words)
+
+    def demonstrations(self, n: int, seed: int) -> list[dict[str, str]]:
+        """n SFT rows {"prompt", "chosen", "rejected"}: chosen is a human answer; rejected is a second human answer
+        to the same prompt (ignored by the SFT objective; present so the rows are ordinary preference rows)."""
+        rng = random.Random(seed)
+        rows: list[dict[str, str]] = []
+        while len(rows) < n:
+            prompt = self.prompt(rng)
+            first, second = self.human_response(prompt, rng), self.human_response(prompt, rng)
+            if first != second:
+                rows.append({"prompt": prompt, "chosen": first, "rejected": second})
+        return rows
+
+    def eval_set(self, n: int, seed: int) -> list[dict[str, str]]:
+        """n evaluation rows {"prompt", "reference"}: held-out prompts, each with one human reference answer."""
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            prompt = self.prompt(rng)
+            out.append({"prompt": prompt, "reference": self.human_response(prompt, rng)})
+        return out
+
     def label(self, prompt: str, first: str, second: str, rng: random.Random) -> tuple[str, str] | None:
         """(chosen, rejected) drawn by Bradley-Terry on the gold reward; None for a tie in gold reward."""
         gap = self.gold(prompt, first) - self.gold(prompt, second)
@@ -113,6 +166,20 @@ class SyntheticWorld:
             return None
         p_first = 1.0 / (1.0 + math.exp(-self.bt_scale * gap))
         return (first, second) if rng.random() < p_first else (second, first)
+
+    def label_pairs(
+        self, prompts: list[str], firsts: list[str], seconds: list[str], seed: int
+    ) -> list[dict[str, str]]:
+        """Label given response pairs by Bradley-Terry on the gold reward; pairs with an empty response, identical
+        responses or tied gold rewards are dropped (a preference row needs two different, non-empty answers)."""
+        rng = random.Random(seed)
+        rows = []
+        for prompt, first, second in zip(prompts, firsts, seconds):
+            a, b = first.split(), second.split()
+            labelled = None if (not a or not b or a == b) else self.label(prompt, first, second, rng)
+            if labelled is not None:
+                rows.append({"prompt": prompt, "chosen": labelled[0], "rejected": labelled[1]})
+        return rows
 
     def pairs(self, n: int, seed: int) -> list[dict[str, str]]:
         """n rows {"prompt", "chosen", "rejected"} with responses drawn by `response`, reproducible by seed."""

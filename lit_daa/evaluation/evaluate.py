@@ -1,0 +1,152 @@
+"""One checkpoint's evaluation, as in the paper's section 3: samples, sampled KL both ways, judged win rate, length.
+
+- policy samples (temperature 1, one per prompt): KL(pi || pi_ref) from their log-ratios;
+- reference samples: KL(pi_ref || pi) (the paper's Eq. 7 check);
+- the judge, policy sample vs human reference: win rate;
+- each policy sample's implicit reward beta * log pi/pi_ref regressed on its length: length R^2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from lit_daa.errors import InputError
+from lit_daa.evaluation.judges.base import Judge
+from lit_daa.evaluation.kl import KLEstimate, sequence_logratios
+from lit_daa.evaluation.length import length_r2
+from lit_daa.evaluation.sampling import sample
+from lit_daa.evaluation.win_rate import WinRate
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One evaluated policy sample (a line of samples.jsonl); `logratio` is log pi(y|x) - log pi_ref(y|x)."""
+
+    prompt: str
+    response: str
+    reference: str
+    verdict: str
+    logratio: float
+    length: int
+
+
+@dataclass
+class EvalResult:
+    """Everything measured on one checkpoint; `row()` gives the results-table columns (docs/results_schema.md)."""
+
+    kl: KLEstimate
+    forward_kl: KLEstimate | None
+    win_rate: WinRate
+    mean_length: float
+    length_r2: float
+    records: list[SampleRecord]
+
+    def row(self) -> dict[str, float | int]:
+        """The results-table columns this evaluation knows, by their schema names."""
+        forward = self.forward_kl
+        return {
+            "kl": self.kl.mean,
+            "kl_stderr": self.kl.stderr,
+            "sqrt_kl": self.kl.sqrt_kl,
+            "forward_kl": forward.mean if forward else math.nan,
+            "forward_kl_stderr": forward.stderr if forward else math.nan,
+            "win_rate": self.win_rate.rate,
+            "win_rate_stderr": self.win_rate.stderr,
+            "ties": self.win_rate.ties,
+            "invalid": self.win_rate.invalid,
+            "mean_length": self.mean_length,
+            "length_r2": self.length_r2,
+        }
+
+    def save_samples(self, path: str | Path) -> Path:
+        """Write one JSON object per policy sample (`SampleRecord` fields) to `path`; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for record in self.records:
+                f.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+        return path
+
+    def save_metrics(self, path: str | Path) -> Path:
+        """Write `row()` as a JSON object to `path` (NaN written as null, which strict JSON readers accept)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.row().items()}
+        path.write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def evaluate_policy(
+    policy: nn.Module,
+    reference: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    references: list[str],
+    judge: Judge,
+    beta: float | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    seed: int = 0,
+    num_prompts: int = 256,
+    temperature: float = 1.0,
+    forward_kl: bool = True,
+    max_prompt_length: int | None = None,
+) -> EvalResult:
+    """Evaluate `policy` against `reference` on the first `num_prompts` prompts (all of them if fewer).
+
+    Args:
+        policy: the trained causal LM (pi).
+        reference: the SFT model it started from (pi_ref); may be the same object (KL exactly 0).
+        tokenizer: the tokenizer both share.
+        prompts: evaluation prompts.
+        references: one human reference response per prompt, which the judge compares the samples with.
+        judge: the `Judge`.
+        beta: the objective's beta, scaling the implicit reward in length_r2 (None: 1; R^2 does not depend on it).
+        max_new_tokens: most response tokens (EOS included) per sample.
+        batch_size: prompts per generate / forward pass.
+        seed: seed of the policy samples; the reference samples use seed + 1.
+        num_prompts: how many prompts to evaluate.
+        temperature: sampling temperature (1.0 for the paper's protocol; see `sampling`).
+        forward_kl: also sample the reference and estimate KL(pi_ref || pi).
+        max_prompt_length: keep only the last this many prompt tokens; None: all.
+    """
+    if len(prompts) != len(references):
+        raise InputError(f"evaluation needs one reference per prompt, got {len(prompts)} prompts, {len(references)}")
+    prompts, references = list(prompts[:num_prompts]), list(references[:num_prompts])
+    if not prompts:
+        raise InputError("evaluation needs at least one prompt")
+    options = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "batch_size": batch_size,
+        "max_prompt_length": max_prompt_length,
+    }
+    samples = sample(policy, tokenizer, prompts, seed=seed, **options)
+    logratios = sequence_logratios(policy, reference, samples, batch_size)
+    backward = None
+    if forward_kl:
+        ref_samples = sample(reference, tokenizer, prompts, seed=seed + 1, **options)
+        backward = KLEstimate.from_logratios(sequence_logratios(reference, policy, ref_samples, batch_size))
+    verdicts = judge.judge(prompts, samples.responses, references)
+    rewards = (logratios.double() * (1.0 if beta is None else beta)).tolist()
+    lengths = samples.lengths
+    records = [
+        SampleRecord(p, r, ref, v.value, lr, n)
+        for p, r, ref, v, lr, n in zip(
+            prompts, samples.responses, references, verdicts, logratios.tolist(), lengths, strict=True
+        )
+    ]
+    return EvalResult(
+        kl=KLEstimate.from_logratios(logratios),
+        forward_kl=backward,
+        win_rate=WinRate.from_verdicts(verdicts),
+        mean_length=sum(lengths) / len(lengths),
+        length_r2=length_r2(rewards, lengths),
+        records=records,
+    )
