@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -34,17 +35,24 @@ class ExportPolicy(Callback):
         if not self.enabled or trainer.interrupted:
             return
         target = run_dir(trainer) / self.dirname
-        policy = pl_module.policy
-        if hasattr(policy, "merge_and_unload"):  # peft: adapters separately, merged weights for plain loading
-            policy.save_pretrained(target.with_name(self.dirname + "-adapter"))
-            if not getattr(policy.base_model.model, "is_loaded_in_4bit", False):
-                import copy
-
-                copy.deepcopy(policy).merge_and_unload().save_pretrained(target)
-        else:
-            policy.save_pretrained(target)
-        pl_module.tokenizer.save_pretrained(target)
+        save_hf_policy(pl_module, target)
         self.saved_to = target
+
+
+def save_hf_policy(pl_module: LightningModule, target: Path) -> None:
+    """Save `pl_module.policy` and its tokenizer with `save_pretrained` into `target`.
+
+    A peft policy: its adapters go to `<target>-adapter` and the weights merged into the base go to `target`
+    (not possible for a 4-bit base, which keeps the adapters only).
+    """
+    policy = pl_module.policy
+    if hasattr(policy, "merge_and_unload"):
+        policy.save_pretrained(target.with_name(target.name + "-adapter"))
+        if not getattr(policy.base_model.model, "is_loaded_in_4bit", False):
+            copy.deepcopy(policy).merge_and_unload().save_pretrained(target)
+    else:
+        policy.save_pretrained(target)
+    pl_module.tokenizer.save_pretrained(target)
 
 
 class FinalReport(Callback):

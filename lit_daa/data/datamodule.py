@@ -97,6 +97,7 @@ class PreferenceDataModule(LightningDataModule):
         self.source = _choose_source(
             train_path, val_path, hub_dataset, hub_config, hub_train_split, hub_val_split, source
         )
+        self.source.attach(tokenizer)
         self.schema = schema
         self.rule = TruncationRule(max_length, max_prompt_length, truncate_prompts)
         if not 0.0 <= val_fraction < 1.0:

@@ -32,6 +32,11 @@ class PreferenceSource:
         """The validation split, or None to carve one out of `train` (see `PreferenceDataModule.val_fraction`)."""
         return None
 
+    def attach(self, model_name: str) -> None:
+        """Told the model the run trains (the data module's tokenizer, i.e. `model.policy`) before loading.
+
+        Sources that generate data from a model (e.g. samples of the reference) use it; files ignore it."""
+
     def split_name(self, split: str) -> str:
         """What messages call one split (`TRAIN` or `VALIDATION`), e.g. a file path."""
         return f"{self.name} ({split})"

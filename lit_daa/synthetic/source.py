@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import torch
 from datasets import Dataset
 
 from lit_daa.data.sources import PreferenceSource
+from lit_daa.errors import InputError
+from lit_daa.models import load_causal_lm, load_tokenizer, resolve_model
+from lit_daa.synthetic.model import cache_root
 from lit_daa.synthetic.world import GoldReward, SyntheticWorld
 
 
@@ -101,3 +111,114 @@ class HumanDemonstrations(PreferenceSource):
 
     def validation(self) -> Dataset | None:
         return Dataset.from_list(self.world.demonstrations(self.num_val, self.seed + 1)) if self.num_val > 0 else None
+
+
+class ReferenceSamplePairs(PreferenceSource):
+    """Preference pairs of the over-optimization world, made as the paper's were: two samples from the reference
+    policy per prompt, labelled by Bradley-Terry on the gold reward (docs/world.md).
+
+    Sampling is ancestral (temperature 1). Pairs with an empty or identical answer or a gold tie are dropped. The
+    rows are cached as JSONL under $LIT_DAA_CACHE/pairs, keyed by the reference's weights and every option here,
+    so all runs of a sweep that share a reference share one set of pairs.
+
+    Args:
+        reference: the model to sample from; None: the run's `model.policy` (the SFT model a DAA run starts from).
+        num_train: training pairs.
+        num_val: validation pairs (prompts drawn with seed + 1).
+        seed: seed of prompts, samples and labels.
+        max_new_tokens: most tokens per sampled answer.
+        bt_scale: Bradley-Terry inverse temperature on gold-reward differences.
+        relevance_weight: gold reward per on-topic word minus off-topic word.
+        length_weight: gold penalty per word below target_length.
+        target_length: the answer length the gold reward likes best, in words.
+        overlength_weight: gold penalty per word above target_length.
+        batch_size: prompts sampled at once.
+    """
+
+    name = "reference-sample pairs"
+
+    def __init__(
+        self,
+        reference: str | None = None,
+        num_train: int = 4000,
+        num_val: int = 256,
+        seed: int = 0,
+        max_new_tokens: int = 24,
+        bt_scale: float = 1.0,
+        relevance_weight: float = 1.0,
+        length_weight: float = 1.0,
+        target_length: int = 8,
+        overlength_weight: float = 2.0,
+        batch_size: int = 256,
+    ) -> None:
+        self.reference = reference
+        self.num_train, self.num_val, self.seed = num_train, num_val, seed
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.world = SyntheticWorld(
+            bt_scale=bt_scale,
+            gold=GoldReward(relevance_weight, length_weight, target_length, overlength_weight),
+        )
+        self.options = dict(
+            num_train=num_train, num_val=num_val, seed=seed, max_new_tokens=max_new_tokens, bt_scale=bt_scale,
+            gold=[relevance_weight, length_weight, target_length, overlength_weight],
+        )  # fmt: skip
+
+    def attach(self, model_name: str) -> None:
+        if self.reference is None:
+            self.reference = model_name
+
+    def train(self) -> Dataset:
+        return Dataset.from_list(self._rows(self.num_train, self.seed))
+
+    def validation(self) -> Dataset | None:
+        return Dataset.from_list(self._rows(self.num_val, self.seed + 1)) if self.num_val > 0 else None
+
+    def _rows(self, n: int, seed: int) -> list[dict[str, str]]:
+        if self.reference is None:
+            raise InputError("data.source ReferenceSamplePairs needs a reference model (set its reference option)")
+        folder = Path(resolve_model(self.reference, "data.source.reference"))
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+        stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
+        key = hashlib.sha256(json.dumps([str(folder.resolve()), stamp, self.options, n, seed]).encode()).hexdigest()
+        path = cache_root() / "pairs" / f"{key[:24]}.jsonl"
+        if path.exists():
+            return [json.loads(line) for line in path.read_text().splitlines()]
+        rows = self._draw(str(folder), n, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, path)
+        return rows
+
+    def _draw(self, folder: str, n: int, seed: int) -> list[dict[str, str]]:
+        from lit_daa.evaluation.sampling import sample  # sampling needs the evaluation extra's code only here
+
+        model = load_causal_lm(folder, option="data.source.reference").eval()
+        tokenizer = load_tokenizer(folder, option="data.source.reference")
+        rng = random.Random(seed)
+        rows: list[dict[str, str]] = []
+        draw = 0
+        while len(rows) < n:
+            prompts = [self.world.prompt(rng) for _ in range(int((n - len(rows)) * 1.25) + 8)]
+            with torch.no_grad():
+                first = sample(
+                    model,
+                    tokenizer,
+                    prompts,
+                    self.max_new_tokens,
+                    batch_size=self.batch_size,
+                    seed=seed * 7919 + 2 * draw,
+                )
+                second = sample(
+                    model,
+                    tokenizer,
+                    prompts,
+                    self.max_new_tokens,
+                    batch_size=self.batch_size,
+                    seed=seed * 7919 + 2 * draw + 1,
+                )
+            rows += self.world.label_pairs(
+                prompts, [" " + r for r in first.responses], [" " + r for r in second.responses], seed + draw
+            )
+            draw += 1
+        return rows[:n]

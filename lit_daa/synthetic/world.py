@@ -167,14 +167,12 @@ class SyntheticWorld:
         p_first = 1.0 / (1.0 + math.exp(-self.bt_scale * gap))
         return (first, second) if rng.random() < p_first else (second, first)
 
-    def label_pairs(
-        self, prompts: list[str], firsts: list[str], seconds: list[str], seed: int
-    ) -> list[dict[str, str]]:
+    def label_pairs(self, prompts: list[str], firsts: list[str], seconds: list[str], seed: int) -> list[dict[str, str]]:
         """Label given response pairs by Bradley-Terry on the gold reward; pairs with an empty response, identical
         responses or tied gold rewards are dropped (a preference row needs two different, non-empty answers)."""
         rng = random.Random(seed)
         rows = []
-        for prompt, first, second in zip(prompts, firsts, seconds):
+        for prompt, first, second in zip(prompts, firsts, seconds, strict=True):
             a, b = first.split(), second.split()
             labelled = None if (not a or not b or a == b) else self.label(prompt, first, second, rng)
             if labelled is not None:

@@ -1,0 +1,204 @@
+"""Intra-epoch checkpoints in Hugging Face format, at fixed fractions of the first epoch's preference pairs.
+
+The paper evaluates four checkpoints inside its single epoch plus the end of the epoch (PAPER.md section 2).
+`IntraEpochCheckpoints` saves the policy (and tokenizer) with `save_pretrained` at the optimizer step where the
+pairs seen first reach each fraction of one epoch, so every checkpoint loads with
+`AutoModelForCausalLM.from_pretrained` and can be sampled from without Lightning.
+
+Layout under `<trainer.default_root_dir>/<dirname>/`::
+
+    examples_00000096/        config.json, model.safetensors, tokenizer files, checkpoint.json
+    examples_00000096-adapter/  (LoRA policies only: the adapters alone; the folder above holds merged weights)
+
+`checkpoint.json` holds `step`, `examples_seen`, `epoch_fraction`, `is_final` (and `epoch_pairs`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lit_daa.callbacks import run_dir, save_hf_policy
+from lit_daa.errors import InputError
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Where in training a saved checkpoint is: what `checkpoint.json` holds.
+
+    Args:
+        step: optimizer steps taken.
+        examples_seen: preference pairs trained on (over all data-parallel ranks).
+        epoch_fraction: examples_seen / epoch_pairs.
+        is_final: the checkpoint at the end of the first epoch.
+        epoch_pairs: preference pairs in one epoch.
+    """
+
+    step: int
+    examples_seen: int
+    epoch_fraction: float
+    is_final: bool
+    epoch_pairs: int
+
+    @property
+    def folder_name(self) -> str:
+        return f"examples_{self.examples_seen:08d}"
+
+    @classmethod
+    def read(cls, folder: str | Path) -> CheckpointInfo:
+        """Read `checkpoint.json` from a checkpoint folder."""
+        return cls(**json.loads((Path(folder) / CHECKPOINT_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class EpochGeometry:
+    """How optimizer steps map to preference pairs in the first epoch.
+
+    Args:
+        epoch_pairs: pairs in one epoch, over all ranks.
+        pairs_per_step: pairs one optimizer step consumes (batch pairs x accumulation x data-parallel ranks).
+        steps_per_epoch: optimizer steps in one epoch (Lightning steps on the last batch even when accumulation
+            is incomplete, hence the ceiling).
+    """
+
+    epoch_pairs: int
+    pairs_per_step: int
+    steps_per_epoch: int
+
+    def examples_at(self, step: int) -> int:
+        """Pairs seen after `step` optimizer steps (the last, possibly short, batch caps it at the epoch)."""
+        return min(step * self.pairs_per_step, self.epoch_pairs)
+
+    def step_for(self, fraction: float) -> int:
+        """The first optimizer step at which the pairs seen reach `fraction` of the epoch."""
+        if fraction >= 1.0:
+            return self.steps_per_epoch
+        # The tolerance keeps float products such as 0.2 * 480 = 96.00000000000001 from adding a step.
+        step = math.ceil(fraction * self.epoch_pairs / self.pairs_per_step - 1e-9)
+        return min(max(step, 1), self.steps_per_epoch)
+
+    def info(self, step: int) -> CheckpointInfo:
+        seen = self.examples_at(step)
+        return CheckpointInfo(
+            step=step,
+            examples_seen=seen,
+            epoch_fraction=seen / self.epoch_pairs,
+            is_final=step >= self.steps_per_epoch,
+            epoch_pairs=self.epoch_pairs,
+        )
+
+    @classmethod
+    def from_trainer(cls, trainer: Trainer) -> EpochGeometry:
+        """Read the geometry from a Trainer whose train dataloader is set up (from `on_train_start` on)."""
+        batches = trainer.num_training_batches
+        if not isinstance(batches, int) or batches < 1:  # inf for an iterable without length
+            raise InputError("IntraEpochCheckpoints needs a train dataloader with a length (a sized dataset)")
+        loader = trainer.train_dataloader
+        datamodule = trainer.datamodule
+        # The data module's batch_size is per device; a loader's is the same, for a model fed without one.
+        batch_pairs = int(getattr(datamodule, "batch_size", None) or loader.batch_size)
+        shards = trainer.distributed_sampler_kwargs or {}
+        ranks = int(shards.get("num_replicas", trainer.world_size))
+        accumulate = trainer.accumulate_grad_batches
+        dataset = getattr(datamodule, "train_dataset", None) or getattr(loader, "dataset", None)
+        served = batches * batch_pairs * ranks  # what the loop serves; smaller under limit_train_batches
+        # Samplers pad to a multiple of the ranks, so the dataset length (when known) is the true epoch.
+        epoch_pairs = min(len(dataset), served) if dataset is not None else served
+        return cls(
+            epoch_pairs=epoch_pairs,
+            pairs_per_step=batch_pairs * accumulate * ranks,
+            steps_per_epoch=math.ceil(batches / accumulate),
+        )
+
+
+class IntraEpochCheckpoints(Callback):
+    """Save the policy in Hugging Face format at fractions of the first epoch (see the module docstring).
+
+    A checkpoint is saved at the first optimizer step where pairs seen (global_step x batch pairs x gradient
+    accumulation x data-parallel ranks) reach `fraction` x pairs in one epoch; 1.0 is the epoch's last step.
+    Fractions that land on the same step give one checkpoint. Everything is computed from `global_step`, so a
+    run resumed with `--ckpt_path` saves the checkpoints it has not saved yet and leaves existing folders alone.
+    A folder appears only complete (written aside, then renamed), so a run killed while saving leaves none.
+    A LoRA policy is saved merged (as `ExportPolicy` does), its adapters beside it in `<folder>-adapter`.
+    Saving happens on global rank 0 from its copy of the policy, so sharded (FSDP) policies are not supported.
+
+    Args:
+        fractions: fractions of one epoch's pairs, each in (0, 1]. Default: four inside the epoch and its end,
+            as in the paper.
+        dirname: folder under the Trainer's default_root_dir.
+    """
+
+    def __init__(self, fractions: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0), dirname: str = "intra_epoch") -> None:
+        bad = [f for f in fractions if not 0.0 < f <= 1.0]
+        if bad or not fractions:
+            raise InputError(f"IntraEpochCheckpoints fractions must be non-empty and in (0, 1], got {list(fractions)}")
+        self.fractions = sorted(set(float(f) for f in fractions))
+        self.dirname = dirname
+        self.geometry: EpochGeometry | None = None
+        self.targets: dict[int, CheckpointInfo] = {}  # optimizer step -> what to save there
+        self.saved: list[Path] = []  # folders this process wrote
+
+    def folder(self, trainer: Trainer) -> Path:
+        return run_dir(trainer) / self.dirname
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.geometry = EpochGeometry.from_trainer(trainer)
+        steps = sorted({self.geometry.step_for(f) for f in self.fractions})
+        self.targets = {step: self.geometry.info(step) for step in steps}
+        missed = [
+            info.folder_name
+            for step, info in self.targets.items()
+            if step < trainer.global_step and not (self.folder(trainer) / info.folder_name).is_dir()
+        ]
+        if missed:
+            rank_zero_warn(
+                f"resuming at step {trainer.global_step}, past intra-epoch checkpoints that were never saved "
+                f"({', '.join(missed)}); they cannot be recreated from this checkpoint"
+            )
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # Called after every micro-batch; global_step has already counted this batch's optimizer step, if any.
+        info = self.targets.get(trainer.global_step)
+        if info is None or not trainer.is_global_zero:
+            return
+        target = self.folder(trainer) / info.folder_name
+        if target.is_dir():  # saved earlier in this run, or before the resume
+            return
+        self._save(pl_module, target, info)
+        self.saved.append(target)
+
+    def _save(self, pl_module: LightningModule, target: Path, info: CheckpointInfo) -> None:
+        staging = target.parent / f".staging-{target.name}"
+        shutil.rmtree(staging, ignore_errors=True)  # left over from a run killed while saving
+        staging.mkdir(parents=True)
+        save_hf_policy(pl_module, staging / target.name)  # plain, LoRA (merged + adapters) and QLoRA policies
+        (staging / target.name).mkdir(exist_ok=True)
+        (staging / target.name / CHECKPOINT_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
+        adapter = staging / f"{target.name}-adapter"
+        if adapter.is_dir():
+            shutil.rmtree(target.with_name(adapter.name), ignore_errors=True)
+            os.replace(adapter, target.with_name(adapter.name))
+        os.replace(staging / target.name, target)  # last: the folder exists only once it is complete
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[Path, CheckpointInfo]]:
+    """The complete intra-epoch checkpoints under `folder` (an `IntraEpochCheckpoints` dirname), by step."""
+    found = []
+    for path in sorted(Path(folder).glob("examples_*")):
+        if path.is_dir() and (path / CHECKPOINT_FILE).is_file():
+            found.append((path, CheckpointInfo.read(path)))
+    return sorted(found, key=lambda item: item[1].step)

@@ -1,0 +1,107 @@
+"""`lit-daa sweep`: a KL-budget sweep (model x objective x beta) with intra-epoch evaluation and a results table.
+
+    lit-daa sweep --config configs/sweeps/demo.yaml                   # run (or resume) the whole sweep
+    lit-daa sweep --config configs/sweeps/demo.yaml --print_commands  # the fit/evaluate commands, run nothing
+    lit-daa sweep --config configs/sweeps/demo.yaml --slurm sweep.sbatch && bash sweep.sbatch
+    lit-daa sweep --config runs/sweeps/demo/sweep.yaml --only_run 3  # one run (what each SLURM task does)
+    lit-daa sweep --config configs/sweeps/demo.yaml --collect --analyze
+
+The resolved config is saved as `<out_dir>/sweep.yaml`; printed commands and SLURM tasks refer to that file, so
+they keep any command-line overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from lit_daa.sweep.config import SweepConfig
+from lit_daa.sweep.driver import Sweep
+from lit_daa.sweep.slurm import slurm_script
+
+ACTIONS = ("config", "only_run", "stage", "print_commands", "slurm", "collect", "analyze")
+
+
+def build_parser() -> ArgumentParser:
+    """The `lit-daa sweep` parser: the `SweepConfig` fields (usually from --config) and what to do with them."""
+    parser = ArgumentParser(prog="lit-daa sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="the sweep YAML (see configs/sweeps/)")
+    parser.add_class_arguments(SweepConfig, None)
+    parser.add_argument("--only_run", type=int | None, default=None, help="process only the run with this index")
+    parser.add_argument(
+        "--stage",
+        type=Literal["all", "fit", "evaluate"],
+        default="all",
+        help="all: train then evaluate; fit: only train; evaluate: only evaluate (after fits run by hand)",
+    )
+    parser.add_argument("--print_commands", action="store_true", help="print the commands of the runs, run nothing")
+    parser.add_argument("--slurm", type=str | None, default=None, help="write a SLURM array script to this path")
+    parser.add_argument("--collect", action="store_true", help="only rebuild results.csv/.parquet from finished runs")
+    parser.add_argument("--analyze", action="store_true", help="then run `lit-daa analyze` on the results table")
+    return parser
+
+
+def save_config(parser: ArgumentParser, cfg: Namespace, path: Path) -> None:
+    """Write the resolved sweep config (without the action flags) so commands and SLURM tasks can name one file."""
+    values = yaml.safe_load(parser.dump(cfg, skip_check=True))
+    for key in ACTIONS:
+        values.pop(key, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    os.replace(staging, path)
+
+
+def parse(argv: list[str] | None = None) -> tuple[ArgumentParser, Namespace, SweepConfig]:
+    """Parse `lit-daa sweep` arguments: the parser, the parsed namespace and the `SweepConfig` it describes."""
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    init = parser.instantiate(cfg)
+    return parser, cfg, SweepConfig(**{f.name: init[f.name] for f in fields(SweepConfig)})
+
+
+def load_config(path: str | Path, *overrides: str) -> SweepConfig:
+    """The `SweepConfig` of a sweep YAML, with optional command-line style overrides (e.g. `--isolation=inprocess`)."""
+    return parse(["--config", str(path), *overrides])[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `lit-daa sweep`; returns the exit code (bad input raises InputError, which `lit-daa` reports)."""
+    parser, cfg, config = parse(argv)
+    sweep = Sweep(config)
+    saved = sweep.out_dir / "sweep.yaml"
+    save_config(parser, cfg, saved)
+    if cfg.print_commands:
+        print(sweep.commands(str(saved), cfg.only_run))
+        return 0
+    if cfg.slurm is not None:
+        out_dir = str(sweep.out_dir.resolve())
+        text = slurm_script(sweep.runs, str(saved.resolve()), config.slurm_job, out_dir, os.getcwd())
+        Path(cfg.slurm).write_text(text, encoding="utf-8")
+        print(f"wrote {cfg.slurm}: {len(sweep.runs)} array tasks; submit with `bash {cfg.slurm}`")
+        return 0
+    if cfg.collect:
+        code = 0
+        csv_path, _ = sweep.collect()
+        print(f"lit-daa sweep: table {csv_path} (and .parquet)")
+    else:
+        code = sweep.execute(cfg.only_run, cfg.stage)
+        csv_path = sweep.out_dir / "results.csv"
+    if cfg.analyze:
+        code = max(code, analyze(csv_path))
+    return code
+
+
+def analyze(results: Path) -> int:
+    """`lit-daa analyze RESULTS --out <its folder>/analysis`, when the analysis package is installed."""
+    try:
+        from lit_daa.analysis.analyze import main as analyze_main
+    except ImportError as err:
+        print(f"lit-daa sweep: --analyze skipped, the analysis cannot be imported ({err})")
+        return 0
+    return analyze_main([str(results), "--out", str(results.parent / "analysis")])

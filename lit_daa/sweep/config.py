@@ -1,0 +1,220 @@
+"""What a sweep YAML holds: typed dataclasses that jsonargparse parses (and `lit-daa sweep --help` lists).
+
+A sweep trains one SFT reference per model, then one DAA run per (model, objective, beta), and evaluates the
+intra-epoch checkpoints of every run. Relative paths in the YAML are taken from the working directory, as every
+path in a `lit-daa fit` config is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jsonargparse import lazy_instance
+
+from lit_daa.errors import InputError
+from lit_daa.evaluation.judges import GoldRewardJudge, Judge
+from lit_daa.synthetic.world import SyntheticWorld
+
+
+def option_value(value: Any) -> str:
+    """A YAML/JSON value as `lit-daa fit` reads it after `--key=` (strings as they are, the rest as JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass
+class FitSpec:
+    """A `lit-daa fit` invocation: config files applied in order, then option overrides.
+
+    Args:
+        configs: fit config YAMLs, e.g. [configs/quickstart.yaml]; later ones override earlier ones.
+        overrides: dotted option -> value, e.g. {trainer.max_steps: 200, data.batch_size: 16}.
+    """
+
+    configs: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def args(self) -> list[str]:
+        """The command-line arguments (without the `fit` subcommand)."""
+        out: list[str] = []
+        for config in self.configs:
+            out += ["--config", config]
+        return out + [f"--{key}={option_value(value)}" for key, value in self.overrides.items()]
+
+
+@dataclass
+class ModelSpec:
+    """One model size of the sweep and where its reference (SFT) model comes from.
+
+    Give exactly one of `sft` (train the reference: its exported `hf_policy` becomes both the DAA policy's
+    initialisation and the reference) and `reference` (an existing Hugging Face folder, hub id or embedded name).
+
+    Args:
+        name: the size's name in run ids and the results table's `model` column (e.g. tiny, 1b).
+        sft: the fit that makes the reference, e.g. configs [quickstart.yaml, objectives/sft.yaml] and
+            overrides {model.policy: embedded:neox-small}; trained once per model.
+        reference: an existing reference model instead of training one.
+        overrides: options for this model's DAA runs only (e.g. a smaller batch for a bigger model).
+    """
+
+    name: str
+    sft: FitSpec | None = None
+    reference: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.sft is None) == (self.reference is None):
+            raise InputError(f"sweep model '{self.name}' needs exactly one of sft and reference")
+
+
+@dataclass
+class LogGrid:
+    """num log-spaced values from start to stop (both included), rounded to 3 significant digits.
+
+    Rounding keeps run ids readable (beta0.0316 rather than beta0.03162277660168379).
+    """
+
+    start: float
+    stop: float
+    num: int
+
+    def values(self) -> list[float]:
+        if self.start <= 0 or self.stop <= 0 or self.num < 1:
+            raise InputError(f"a log grid needs start, stop > 0 and num >= 1, got {self}")
+        if self.num == 1:
+            return [float(f"{self.start:.3g}")]
+        ratio = math.log(self.stop / self.start) / (self.num - 1)
+        return [float(f"{self.start * math.exp(i * ratio):.3g}") for i in range(self.num)]
+
+
+@dataclass
+class ObjectiveSpec:
+    """One objective of the grid with its own betas (the paper's grids differ per objective).
+
+    Args:
+        objective: class path or short name as for `--model.objective` (lit_daa.objectives.DPO, IPO, ...).
+        betas: a list of betas, or a `LogGrid` {start, stop, num}.
+        options: the objective's other constructor arguments (e.g. IPO {form: azar}); beta comes from `betas`.
+        name: the name in run ids and the results table's `objective` column; default: the class name.
+    """
+
+    objective: str
+    betas: list[float] | LogGrid
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.class_path  # noqa: B018 - fail on an unknown objective when the config is read, not mid-sweep
+        self.beta_values()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.objective.rsplit(".", 1)[-1]
+
+    @property
+    def class_path(self) -> str:
+        """The full class path: a short name is looked up in lit_daa.objectives."""
+        if "." in self.objective:
+            return self.objective
+        if not hasattr(importlib.import_module("lit_daa.objectives"), self.objective):
+            raise InputError(f"sweep objective '{self.objective}' is not in lit_daa.objectives; give a class path")
+        return f"lit_daa.objectives.{self.objective}"
+
+    def beta_values(self) -> list[float]:
+        values = self.betas.values() if isinstance(self.betas, LogGrid) else [float(b) for b in self.betas]
+        if not values or any(b <= 0 for b in values):
+            raise InputError(f"sweep objective {self.label}: betas must be a non-empty list of values > 0")
+        return values
+
+
+@dataclass
+class EvaluationSpec:
+    """How each checkpoint is evaluated; the options mean what they mean for `lit-daa evaluate`.
+
+    Args:
+        judge: compares each policy sample with the prompt's reference response (win rate).
+        prompts: a .jsonl/.csv file with `prompt` and `reference` columns, or `synthetic` for the embedded world.
+        world: the synthetic world drawing the evaluation prompts (match it to the training data's world).
+        prompts_seed: seed of the synthetic evaluation set (keep it apart from the training data's seeds).
+        num_prompts: prompts evaluated per checkpoint (the paper: 256).
+        max_new_tokens: most tokens per sampled response.
+        max_prompt_length: keep only the last this many prompt tokens; None: all.
+        temperature: sampling temperature (1.0: the samples are the policy's own, the KL estimate unbiased).
+        batch_size: prompts per generate / forward pass.
+        seed: sampling seed (the same for every checkpoint, so checkpoints differ only by their weights).
+        forward_kl: also estimate KL(pi_ref || pi) from reference samples.
+        dtype: dtype both models are loaded in for evaluation.
+        device: cpu, cuda, cuda:1, ...; None: CUDA when available.
+        save_samples: keep each checkpoint's samples (prompt, response, verdict, log-ratio) as JSONL.
+    """
+
+    judge: Judge = field(default_factory=lambda: lazy_instance(GoldRewardJudge))
+    prompts: str = "synthetic"
+    world: SyntheticWorld = field(default_factory=SyntheticWorld)
+    prompts_seed: int = 12345
+    num_prompts: int = 256
+    max_new_tokens: int = 64
+    max_prompt_length: int | None = None
+    temperature: float = 1.0
+    batch_size: int = 32
+    seed: int = 0
+    forward_kl: bool = True
+    dtype: str = "float32"
+    device: str | None = None
+    save_samples: bool = True
+
+
+@dataclass
+class SlurmSpec:
+    """What `--slurm PATH` writes into the array script.
+
+    Args:
+        directives: extra `#SBATCH` options, e.g. [--gres=gpu:1, --time=04:00:00, --partition=gpu].
+        setup: shell lines run before each task, e.g. [source .venv/bin/activate].
+        command: how a task calls lit-daa; `srun` lets Lightning read the SLURM environment (multi-GPU runs).
+    """
+
+    directives: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)
+    command: str = "srun lit-daa"
+
+
+@dataclass
+class SweepConfig:
+    """A KL-budget sweep: (model x objective x beta) DAA runs from SFT references, evaluated within the epoch.
+
+    Args:
+        out_dir: where runs, evaluations and the results table go.
+        fit: the fit every DAA run starts from (configs + overrides); the sweep sets the run folder, the policy
+            (the model's reference), the objective and the intra-epoch checkpoints on top.
+        models: the model sizes.
+        objectives: the objectives, each with its betas.
+        fractions: fractions of the epoch at which DAA runs save checkpoints (four inside it and its end).
+        evaluation: how checkpoints are evaluated.
+        isolation: `inprocess` trains in this process (fast start); `subprocess` starts a fresh Python per run
+            (a crash or leaked memory cannot take the sweep down).
+        keep_going: go on with the other runs after one fails (the sweep still exits non-zero).
+        slurm_job: #SBATCH lines, set-up and launcher of the script `--slurm PATH` writes.
+    """
+
+    out_dir: str
+    fit: FitSpec
+    models: list[ModelSpec]
+    objectives: list[ObjectiveSpec]
+    fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    isolation: Literal["inprocess", "subprocess"] = "inprocess"
+    keep_going: bool = True
+    slurm_job: SlurmSpec = field(default_factory=SlurmSpec)
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.models]
+        labels = [o.label for o in self.objectives]
+        for kind, values in (("model names", names), ("objective names", labels)):
+            if len(set(values)) != len(values):
+                raise InputError(f"sweep {kind} must be unique, got {values} (set `name` to tell them apart)")
+        if not names or not labels:
+            raise InputError("a sweep needs at least one model and one objective")

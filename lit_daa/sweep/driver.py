@@ -1,0 +1,162 @@
+"""Running a sweep: train what is not trained, evaluate what is not evaluated, rebuild the table.
+
+Resumable by construction: a run with a DONE marker is skipped; a run whose fit did not finish is started again
+with `--ckpt_path last` when it left a checkpoint (Lightning then restores weights, optimizer and the exact data
+position); evaluations already on disk are read back, not recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from lit_daa.errors import InputError
+from lit_daa.sweep.config import SweepConfig
+from lit_daa.sweep.evaluation import SweepEvaluator
+from lit_daa.sweep.runners import RUNNERS, FitRunner
+from lit_daa.sweep.runs import Run, expand
+from lit_daa.sweep.table import write_table
+
+Stage = Literal["all", "fit", "evaluate"]
+
+
+def global_rank() -> int:
+    """This process's rank when launched as one of several (srun tasks, torchrun); 0 otherwise."""
+    for variable in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
+
+
+class Sweep:
+    """A sweep's runs (see `expand`) and what to do with them.
+
+    Args:
+        config: the sweep.
+        runner: how fits run; default: the one `config.isolation` names.
+        evaluator: how checkpoints are evaluated; default: `SweepEvaluator(config.evaluation)`.
+
+    Attributes:
+        fits_started: fits this object started (resumes included), for reports and tests.
+    """
+
+    def __init__(self, config: SweepConfig, runner: FitRunner | None = None, evaluator: SweepEvaluator | None = None):
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.runs = expand(config)
+        self.runner = runner or RUNNERS[config.isolation]()
+        self.evaluator = evaluator or SweepEvaluator(config.evaluation)
+        self.fits_started = 0
+
+    def select(self, only: int | None) -> list[Run]:
+        if only is None:
+            return self.runs
+        if not 0 <= only < len(self.runs):
+            raise InputError(f"--only_run {only} is not a run of this sweep (it has runs 0 to {len(self.runs) - 1})")
+        return [self.runs[only]]
+
+    def execute(self, only: int | None = None, stage: Stage = "all") -> int:
+        """Process the selected runs in order; returns 0 when all of them succeeded, 1 otherwise."""
+        runs = self.select(only)
+        failed: list[Run] = []
+        interrupted = False
+        bar = tqdm(runs, desc="sweep", unit="run", dynamic_ncols=True)
+        try:
+            for run in bar:
+                bar.set_postfix_str(run.run_id, refresh=True)
+                if not self.process(run, stage):
+                    failed.append(run)
+                    if not self.config.keep_going:
+                        break
+        except KeyboardInterrupt:
+            interrupted = True  # what finished is kept; the next call resumes the rest
+        bar.close()
+        if global_rank() == 0:
+            csv_path, _ = self.collect()
+            done = sum(run.done for run in self.runs)
+            print(f"lit-daa sweep: {done}/{len(self.runs)} runs finished; table: {csv_path} (and .parquet)")
+        for run in failed:
+            print(f"lit-daa sweep: run {run.index} {run.run_id} failed (see {run.root})")
+        if interrupted:
+            print("lit-daa sweep: interrupted; run the same command again to resume")
+            return 130
+        return 1 if failed else 0
+
+    def process(self, run: Run, stage: Stage) -> bool:
+        """Train (if needed) and evaluate one run; False when it failed or could not start."""
+        say = tqdm.write
+        if run.done:
+            say(f"[{run.index}] {run.run_id}: finished earlier, skipped")
+            return True
+        if stage != "evaluate" and run.needs_fit and not run.fit_done:
+            reason = run.blocked_by()
+            if reason is not None:
+                say(f"[{run.index}] {run.run_id}: cannot train yet: {reason}")
+                return False
+            if not self.train(run):
+                return False
+        if stage == "fit" or global_rank() != 0:  # other ranks of a multi-process fit only train
+            return True
+        if not run.fit_done:
+            if stage != "evaluate" or not run.trained_elsewhere():
+                say(f"[{run.index}] {run.run_id}: not trained (no FIT_DONE, no exported policy); nothing to evaluate")
+                return False
+            run.mark_fit_done()  # `--stage evaluate` after a fit run by hand from --print_commands
+        say(f"[{run.index}] {run.run_id}: evaluating")
+        run.mark_done(run.evaluate(self.evaluator))
+        return True
+
+    def train(self, run: Run) -> bool:
+        args = run.fit_args()
+        assert args is not None
+        resume = run.resume_args()
+        step = _checkpoint_step(run.root / "checkpoints" / "last.ckpt") if resume else None
+        note = f"resuming from step {step}" if resume else "training"
+        tqdm.write(f"[{run.index}] {run.run_id}: {note}")
+        leader = global_rank() == 0  # the other ranks of a multi-process fit train but keep no records
+        run.root.mkdir(parents=True, exist_ok=True)
+        if leader:
+            run.record_attempt(started=time.strftime("%Y-%m-%dT%H:%M:%S"), resume_from_step=step, returncode=None)
+        self.fits_started += 1
+        log = run.root / "fit.log"
+        code = self.runner.fit(args + resume, log)
+        if leader:
+            run.finish_attempt(returncode=code)
+        if code != 0:
+            tail = log.read_text(errors="replace").splitlines()[-20:] if log.is_file() else []
+            tqdm.write("\n".join([f"[{run.index}] {run.run_id}: fit exited with code {code}", *tail]))
+            return False
+        if leader:
+            run.mark_fit_done()
+        return True
+
+    def collect(self) -> tuple[Path, Path]:
+        """Rebuild results.csv and results.parquet from the finished runs, in run order."""
+        return write_table([row for run in self.runs for row in run.rows()], self.out_dir)
+
+    def commands(self, config_path: str, only: int | None = None) -> str:
+        """One `lit-daa fit` command per trained run and one evaluate command per run, as shell lines."""
+        lines = []
+        for run in self.select(only):
+            lines.append(f"# run {run.index}: {run.run_id}")
+            args = run.fit_args()
+            if args is not None:
+                lines.append(shlex.join(["lit-daa", "fit", *args]))
+            evaluate = ["--config", config_path, "--only_run", str(run.index), "--stage", "evaluate"]
+            lines.append(shlex.join(["lit-daa", "sweep", *evaluate]))
+        return "\n".join(lines)
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The global step stored in a Lightning checkpoint (memory-mapped: the weights are not read)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return None

@@ -1,0 +1,252 @@
+"""The runs of a sweep: a reference per model (trained by SFT or given), then a DAA run per (model, objective, beta).
+
+Each run owns a folder `<out_dir>/runs/<run_id>/`::
+
+    checkpoints/last.ckpt   Lightning's checkpoint (a killed run resumes from it with --ckpt_path last)
+    hf_policy/              the policy at the end of fit (for a trained reference: the reference model)
+    intra_epoch/            DAA runs: Hugging Face checkpoints within the epoch (IntraEpochCheckpoints)
+    evals/                  one JSON row (and samples JSONL) per evaluated checkpoint, so none is evaluated twice
+    status.json             every fit attempt: its arguments' resume point and exit code
+    FIT_DONE                training finished
+    DONE.json               the run's result rows: the run is finished and skipped from then on
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lit_daa.checkpoints import list_checkpoints
+from lit_daa.errors import InputError
+from lit_daa.sweep.config import FitSpec, ModelSpec, ObjectiveSpec, SweepConfig, option_value
+from lit_daa.sweep.table import REFERENCE_OBJECTIVE, read_rows, write_json
+
+if TYPE_CHECKING:
+    from lit_daa.sweep.evaluation import SweepEvaluator
+
+FIT_DONE = "FIT_DONE"
+DONE = "DONE.json"
+INTRA_EPOCH_DIR = "intra_epoch"
+
+
+def daa_run_id(model: ModelSpec, objective: ObjectiveSpec, beta: float) -> str:
+    """`{model}-{objective}-beta{beta}` (docs/results_schema.md)."""
+    return f"{model.name}-{objective.label}-beta{beta:g}"
+
+
+def run_dir_args(root: Path) -> list[str]:
+    """Point a fit's outputs (checkpoints, export, logs) into the run's folder."""
+    return [f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}"]
+
+
+class Run(ABC):
+    """One unit of a sweep with its own folder; see the module docstring for what the folder holds.
+
+    Args:
+        index: position in the sweep (`--only_run INDEX`, the SLURM array index).
+        run_id: `{model}-sft` or `{model}-{objective}-beta{beta}`.
+        model: the model size it belongs to.
+        root: its folder.
+    """
+
+    objective_label: str = ""
+    beta: float = math.nan
+
+    def __init__(self, index: int, run_id: str, model: ModelSpec, root: Path) -> None:
+        self.index, self.run_id, self.model, self.root = index, run_id, model, root
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.index}, {self.run_id!r})"
+
+    @property
+    def done(self) -> bool:
+        return (self.root / DONE).is_file()
+
+    @property
+    def fit_done(self) -> bool:
+        return (self.root / FIT_DONE).is_file()
+
+    @property
+    def needs_fit(self) -> bool:
+        return self.fit_args() is not None
+
+    @abstractmethod
+    def fit_args(self) -> list[str] | None:
+        """The `lit-daa fit` arguments (without `fit`) that train this run; None: nothing to train."""
+
+    def resume_args(self) -> list[str]:
+        """`--ckpt_path last` when an earlier attempt left a checkpoint, so a killed run goes on from there."""
+        return ["--ckpt_path=last"] if (self.root / "checkpoints" / "last.ckpt").is_file() else []
+
+    def blocked_by(self) -> str | None:
+        """Why this run cannot train yet (None: it can)."""
+        return None
+
+    def trained_elsewhere(self) -> bool:
+        """Whether a fit run by hand (a printed command) finished: Lightning's export exists only after one."""
+        return (self.root / "hf_policy").is_dir()
+
+    @abstractmethod
+    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
+        """The run's result rows (evaluations already on disk are reused)."""
+
+    def row_base(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "objective": self.objective_label, "beta": self.beta, "model": self.model.name}
+
+    def mark_fit_done(self) -> None:
+        (self.root / FIT_DONE).write_text("")
+
+    def mark_done(self, rows: list[dict[str, Any]]) -> None:
+        write_json(self.root / DONE, rows)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of a finished run (empty when it is not finished)."""
+        return read_rows(self.root / DONE) if self.done else []
+
+    def record_attempt(self, **attempt: Any) -> None:
+        """Append one fit attempt to status.json (a history of starts, resumes and exit codes)."""
+        write_json(self.root / "status.json", [*self.attempts(), attempt])
+
+    def finish_attempt(self, **outcome: Any) -> None:
+        """Add the outcome (e.g. returncode) to the last attempt in status.json."""
+        history = self.attempts()
+        history[-1].update(outcome)
+        write_json(self.root / "status.json", history)
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """The fit attempts recorded in status.json, oldest first."""
+        path = self.root / "status.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+
+class ReferenceRun(Run):
+    """The reference (SFT) model of one size; its row is the d = 0 point, objective `SFT`."""
+
+    objective_label = REFERENCE_OBJECTIVE
+
+    @property
+    @abstractmethod
+    def model_path(self) -> str:
+        """What DAA runs load as policy and reference: a folder, hub id or embedded name."""
+
+    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
+        return [evaluator.reference_row(self)]
+
+
+class TrainedReference(ReferenceRun):
+    """A reference made by the model's `sft` fit; the exported policy is the reference."""
+
+    def __init__(self, index: int, model: ModelSpec, root: Path) -> None:
+        super().__init__(index, f"{model.name}-sft", model, root)
+        assert model.sft is not None
+        self.spec: FitSpec = model.sft
+
+    @property
+    def model_path(self) -> str:
+        return str(self.root / "hf_policy")
+
+    def fit_args(self) -> list[str]:
+        # the export is the product of this run, so it is switched on whatever the configs say
+        return [*self.spec.args(), *run_dir_args(self.root), "--export.enabled=true"]
+
+
+class GivenReference(ReferenceRun):
+    """An existing reference model: nothing to train, only its d = 0 row to evaluate."""
+
+    def __init__(self, index: int, model: ModelSpec, root: Path) -> None:
+        super().__init__(index, f"{model.name}-sft", model, root)
+
+    @property
+    def model_path(self) -> str:
+        assert self.model.reference is not None
+        return self.model.reference
+
+    @property
+    def fit_done(self) -> bool:
+        return True
+
+    def fit_args(self) -> None:
+        return None
+
+
+class DAARun(Run):
+    """One (model, objective, beta) run from the model's reference, with intra-epoch checkpoints.
+
+    Args:
+        reference: the model's reference run (policy initialisation and reference).
+        objective: the objective spec.
+        beta: this run's beta.
+        base: the sweep's common fit.
+        fractions: where in the epoch checkpoints are saved.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        model: ModelSpec,
+        root: Path,
+        reference: ReferenceRun,
+        objective: ObjectiveSpec,
+        beta: float,
+        base: FitSpec,
+        fractions: list[float],
+    ) -> None:
+        super().__init__(index, daa_run_id(model, objective, beta), model, root)
+        self.reference, self.objective, self.beta = reference, objective, beta
+        self.objective_label = objective.label
+        self.base, self.fractions = base, fractions
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / INTRA_EPOCH_DIR
+
+    def fit_args(self) -> list[str]:
+        init_args = {**self.objective.options, "beta": self.beta}
+        objective = {"class_path": self.objective.class_path, "init_args": init_args}
+        callback = {
+            "class_path": "lit_daa.checkpoints.IntraEpochCheckpoints",
+            "init_args": {"fractions": self.fractions, "dirname": INTRA_EPOCH_DIR},
+        }
+        return [
+            *self.base.args(),
+            *FitSpec(overrides=self.model.overrides).args(),
+            *run_dir_args(self.root),
+            f"--model.policy={self.reference.model_path}",
+            f"--model.objective={option_value(objective)}",
+            f"--trainer.callbacks+={option_value(callback)}",
+        ]
+
+    def blocked_by(self) -> str | None:
+        if self.reference.fit_done:
+            return None
+        return f"its reference {self.reference.run_id} (run {self.reference.index}) has not finished training"
+
+    def trained_elsewhere(self) -> bool:
+        return super().trained_elsewhere() or any(info.is_final for _, info in list_checkpoints(self.checkpoints_dir))
+
+    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
+        return evaluator.checkpoint_rows(self)
+
+
+def expand(config: SweepConfig) -> list[Run]:
+    """The sweep's runs in order: every model's reference first, then model x objective x beta."""
+    runs_dir = Path(config.out_dir) / "runs"
+    references: dict[str, ReferenceRun] = {}
+    for model in config.models:
+        kind = TrainedReference if model.sft is not None else GivenReference
+        references[model.name] = kind(len(references), model, runs_dir / f"{model.name}-sft")
+    runs: list[Run] = list(references.values())
+    for model in config.models:
+        for objective in config.objectives:
+            for beta in objective.beta_values():
+                root = runs_dir / daa_run_id(model, objective, beta)
+                reference = references[model.name]
+                runs.append(DAARun(len(runs), model, root, reference, objective, beta, config.fit, config.fractions))
+    ids = [run.run_id for run in runs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"the sweep has several runs named {duplicates} (betas that print alike?)")
+    return runs

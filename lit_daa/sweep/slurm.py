@@ -1,0 +1,66 @@
+"""A SLURM array script for a sweep: one array task per run, references before the DAA runs that need them.
+
+The script is its own submitter. `bash sweep.sbatch` submits three jobs: an array over the references, an array
+over the DAA runs that starts after the first succeeded (`afterok`), and a small job that rebuilds the results
+table after the second (`afterany`). Inside an array task it runs `lit-daa sweep --config ... --only_run
+$SLURM_ARRAY_TASK_ID`, which skips a finished run and resumes a killed one, so resubmitting is always safe. Multi-GPU
+training goes through Lightning's own strategies: set trainer.devices/num_nodes/strategy in the fit config, add
+the matching #SBATCH lines (e.g. --ntasks-per-node equal to the devices) and keep `srun` in the command, so that
+Lightning reads the SLURM environment.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from lit_daa.sweep.config import SlurmSpec
+from lit_daa.sweep.runs import ReferenceRun, Run
+
+
+def slurm_script(runs: list[Run], config_path: str, spec: SlurmSpec, out_dir: str, workdir: str) -> str:
+    """The text of the array script (see the module docstring)."""
+    references = [run.index for run in runs if isinstance(run, ReferenceRun)]
+    others = [run.index for run in runs if not isinstance(run, ReferenceRun)]
+    logs = Path(out_dir) / "slurm"
+    config, work = shlex.quote(config_path), shlex.quote(workdir)
+    collect = "; ".join([f"cd {work}", *spec.setup, f"lit-daa sweep --config {config} --collect"])
+    lines = [
+        "#!/bin/bash",
+        f"# lit-daa sweep {config_path}: {len(references)} reference run(s) ({_span(references)}),",
+        f"# {len(others)} DAA run(s) ({_span(others)}), one SLURM array task each.",
+        "# Submit with:  bash THIS_SCRIPT   (references first, DAA runs after them, then the results table)",
+        "#SBATCH --job-name=lit-daa-sweep",
+        f"#SBATCH --output={logs}/%A_%a.out",
+        *[f"#SBATCH {directive}" for directive in spec.directives],
+        "set -euo pipefail",
+        'script="$(realpath "$0")"',
+        f"cd {work}",
+        'if [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then',
+        f"    mkdir -p {shlex.quote(str(logs))}",
+        f'    refs=$(sbatch --parsable --array={_span(references)} "$script")',
+        '    refs="${refs%%;*}"  # --parsable prints "jobid;cluster" on multi-cluster sites',
+    ]
+    if others:
+        lines += [
+            f'    runs=$(sbatch --parsable --dependency=afterok:"$refs" --array={_span(others)} "$script")',
+            '    last="${runs%%;*}"',
+        ]
+    else:
+        lines.append('    last="$refs"')
+    lines += [
+        f'    sbatch --dependency=afterany:"$last" --job-name=lit-daa-sweep-collect --output={logs}/collect-%j.out \\',
+        f"        --wrap={shlex.quote(collect)}",
+        '    echo "submitted the sweep (last array job $last)"',
+        "    exit 0",
+        "fi",
+        *spec.setup,
+        f'{spec.command} sweep --config {config} --only_run "$SLURM_ARRAY_TASK_ID"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _span(indices: list[int]) -> str:
+    """SLURM's array syntax for consecutive indices (the sweep numbers references, then DAA runs)."""
+    return f"{indices[0]}-{indices[-1]}" if indices else "none"

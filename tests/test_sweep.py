@@ -1,0 +1,261 @@
+"""`lit-daa sweep`: grid expansion, the results table, skipping finished work, printed commands, SLURM script.
+
+One tiny sweep (a trained SFT reference, DPO and IPO at two betas each, 8 steps per run, checkpoints at half and
+all of the epoch, 32 evaluation prompts) is run once per module and shared by the tests that read its outputs.
+The SIGKILL-and-resume test is in test_sweep_resume.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lit_daa.cli import main
+from lit_daa.errors import InputError
+from lit_daa.sweep import (
+    COLUMNS,
+    DAARun,
+    FitSpec,
+    GivenReference,
+    LogGrid,
+    ModelSpec,
+    ObjectiveSpec,
+    Sweep,
+    SweepConfig,
+    TrainedReference,
+    expand,
+)
+from lit_daa.sweep.cli import build_parser, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+SFT = str(ROOT / "configs" / "objectives" / "sft.yaml")
+SMALL_FIT = {
+    "data.source.init_args.num_train": 64,
+    "data.source.init_args.num_val": 16,
+    "data.batch_size": 8,
+    "trainer.val_check_interval": 1.0,
+    "trainer.enable_progress_bar": False,
+    "trainer.enable_model_summary": False,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: as fast for these tiny models, and immune to OpenMP spin-waits on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_sweep_yaml(out_dir: Path, **extra: object) -> dict:
+    """One SFT-trained model, DPO and IPO at two betas, 64 pairs (8 steps), checkpoints at 1/2 and 1 of the epoch."""
+    return {
+        "out_dir": str(out_dir),
+        "fit": {"configs": [QUICKSTART], "overrides": SMALL_FIT},
+        "models": [{"name": "tiny", "sft": {"configs": [QUICKSTART, SFT], "overrides": SMALL_FIT}}],
+        "objectives": [
+            {"objective": "DPO", "betas": [0.1, 1.0]},
+            {"objective": "lit_daa.objectives.IPO", "betas": {"start": 0.1, "stop": 1.0, "num": 2}},
+        ],
+        "fractions": [0.5, 1.0],
+        "evaluation": {"num_prompts": 32, "max_new_tokens": 6, "batch_size": 32},
+        **extra,
+    }
+
+
+def write_yaml(path: Path, values: dict) -> Path:
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny sweep, run to the end through `lit-daa sweep`; returns its config file."""
+    folder = tmp_path_factory.mktemp("sweep")
+    config = write_yaml(folder / "sweep.yaml", tiny_sweep_yaml(folder / "out"))
+    assert main(["sweep", "--config", str(config)]) == 0
+    return config
+
+
+def test_grid_expands_references_first_then_model_objective_beta(tmp_path: Path) -> None:
+    config = SweepConfig(
+        out_dir=str(tmp_path),
+        fit=FitSpec(configs=["base.yaml"], overrides={"trainer.max_steps": 5}),
+        models=[
+            ModelSpec("a", sft=FitSpec(configs=["sft.yaml"])),
+            ModelSpec("b", reference="embedded:neox-small", overrides={"data.batch_size": 4}),
+        ],
+        objectives=[
+            ObjectiveSpec("DPO", betas=[0.3, 0.1]),
+            ObjectiveSpec("lit_daa.objectives.IPO", betas=LogGrid(0.01, 1.0, 3), options={"form": "azar"}),
+        ],
+    )
+    runs = expand(config)
+    assert [r.run_id for r in runs] == [
+        "a-sft",
+        "b-sft",
+        *[f"{m}-{o}" for m in "ab" for o in ("DPO-beta0.3", "DPO-beta0.1", "IPO-beta0.01", "IPO-beta0.1", "IPO-beta1")],
+    ]
+    assert [r.index for r in runs] == list(range(12))
+    assert [type(r) for r in runs[:3]] == [TrainedReference, GivenReference, DAARun]
+    assert runs[0].fit_args()[:2] == ["--config", "sft.yaml"] and runs[1].fit_args() is None
+    b_ipo = runs[-1]
+    args = b_ipo.fit_args()
+    assert args[:3] == ["--config", "base.yaml", "--trainer.max_steps=5"]
+    assert "--data.batch_size=4" in args
+    assert f"--trainer.default_root_dir={tmp_path / 'runs' / 'b-IPO-beta1'}" in args
+    assert "--model.policy=embedded:neox-small" in args
+    objective = {"class_path": "lit_daa.objectives.IPO", "init_args": {"form": "azar", "beta": 1.0}}
+    assert f"--model.objective={json.dumps(objective)}" in args
+    assert any(a.startswith("--trainer.callbacks+=") and "IntraEpochCheckpoints" in a for a in args)
+    assert f"--model.policy={tmp_path / 'runs' / 'a-sft' / 'hf_policy'}" in runs[2].fit_args()
+    assert runs[2].blocked_by() is not None and runs[7].blocked_by() is None  # a's reference is not trained yet
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": [{"name": "m", "sft": {"configs": []}, "reference": "x"}]}, "exactly one of sft and reference"),
+        ({"models": [{"name": "m", "reference": "x"}, {"name": "m", "reference": "y"}]}, "model names must be unique"),
+        ({"objectives": [{"objective": "DPO", "betas": [0.1, -1.0]}]}, "betas must be"),
+        ({"objectives": [{"objective": "NoSuchObjective", "betas": [0.1]}]}, "not in lit_daa.objectives"),
+    ],
+)
+def test_bad_sweep_configs_are_one_sentence(tmp_path: Path, change: dict, message: str) -> None:
+    values = {**tiny_sweep_yaml(tmp_path / "out"), **change}
+    with pytest.raises(InputError, match=message):
+        expand(load_config(write_yaml(tmp_path / "bad.yaml", values)))
+
+
+def test_sweep_writes_one_row_per_checkpoint_and_reference(finished: Path) -> None:
+    out = finished.parent / "out"
+    table = pd.read_csv(out / "results.csv")
+    assert tuple(table.columns) == COLUMNS
+    assert tuple(pd.read_parquet(out / "results.parquet").columns) == COLUMNS
+    assert list(table.run_id) == ["tiny-sft"] + [
+        run for run in ("tiny-DPO-beta0.1", "tiny-DPO-beta1", "tiny-IPO-beta0.1", "tiny-IPO-beta1") for _ in (1, 2)
+    ]
+    reference = table.iloc[0]
+    assert reference.objective == "SFT" and math.isnan(reference.beta) and reference.kl == 0.0
+    assert reference.step == 0 and reference.epoch_fraction == 0.0 and not reference.is_final
+    runs = table.iloc[1:]
+    assert list(runs.step) == [4, 8] * 4 and list(runs.examples_seen) == [32, 64] * 4
+    assert list(runs.is_final) == [False, True] * 4 and list(runs.epoch_fraction) == [0.5, 1.0] * 4
+    assert set(runs.objective) == {"DPO", "IPO"} and set(runs.beta) == {0.1, 1.0}
+    assert (table.params == reference.params).all() and (table.model == "tiny").all()
+    for column in ("kl", "sqrt_kl", "win_rate", "mean_length", "val_accuracy", "val_loss", "chosen_logratio"):
+        assert runs[column].notna().all(), column
+    assert (runs.kl != 0).all(), "trained checkpoints should have moved away from the reference"
+    samples = out / "runs" / "tiny-DPO-beta0.1" / "evals" / "examples_00000032.samples.jsonl"
+    assert len(samples.read_text().splitlines()) == 32
+
+
+def test_rerun_skips_finished_runs_and_reuses_evaluations(finished: Path) -> None:
+    out = finished.parent / "out"
+    markers = sorted(out.glob("runs/*/DONE.json")) + sorted(out.glob("runs/*/evals/*.json"))
+    assert len(markers) == 5 + 9
+    before = {p: p.stat().st_mtime_ns for p in markers}
+    sweep = Sweep(load_config(finished))
+    assert sweep.execute() == 0
+    assert sweep.fits_started == 0 and sweep.evaluator.evaluated == []
+    assert {p: p.stat().st_mtime_ns for p in markers} == before
+
+    # A run that died after evaluating one of its checkpoints evaluates only the other one, without training.
+    run = out / "runs" / "tiny-IPO-beta1"
+    (run / "DONE.json").unlink()
+    (run / "evals" / "examples_00000064.json").unlink()
+    sweep = Sweep(load_config(finished))
+    assert sweep.execute() == 0
+    assert sweep.fits_started == 0
+    assert sweep.evaluator.evaluated == [str(run / "intra_epoch" / "examples_00000064")]
+    assert (run / "evals" / "examples_00000032.json").stat().st_mtime_ns == before[run / "evals/examples_00000032.json"]
+    assert len(pd.read_csv(out / "results.csv")) == 9
+
+
+def test_printed_commands_parse(finished: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["sweep", "--config", str(finished), "--print_commands"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    fits = [shlex.split(line) for line in lines if line.startswith("lit-daa fit ")]
+    evaluates = [shlex.split(line) for line in lines if line.startswith("lit-daa sweep ")]
+    assert len(fits) == 5 and len(evaluates) == 5 and len(lines) == 10
+    for command in fits:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command[1:], "--print_config"])
+        assert exit_info.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["trainer"]["default_root_dir"].startswith(str(finished.parent / "out" / "runs"))
+    daa = yaml.safe_load(_print_config(fits[-1], capsys))
+    assert daa["model"]["objective"]["class_path"] == "lit_daa.objectives.IPO"
+    assert daa["model"]["objective"]["init_args"]["beta"] == 1.0
+    assert daa["trainer"]["callbacks"][-1]["init_args"]["fractions"] == [0.5, 1.0]
+    for command in evaluates:
+        parsed = build_parser().parse_args(command[2:])
+        assert parsed.stage == "evaluate" and parsed.only_run in range(5)
+
+
+def _print_config(command: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit):
+        main([*command[1:], "--print_config"])
+    return capsys.readouterr().out
+
+
+def test_slurm_script_submits_references_then_runs(finished: Path, tmp_path: Path, capsys) -> None:
+    script = tmp_path / "sweep.sbatch"
+    assert main(["sweep", "--config", str(finished), "--slurm", str(script)]) == 0
+    text = script.read_text()
+    assert "#SBATCH --job-name=lit-daa-sweep" in text
+    # stand-ins for sbatch and srun that record their arguments
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sbatch", "srun"):
+        path = bin_dir / tool
+        path.write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/{tool}.calls\necho 1{len(tool)}\n')
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    subprocess.run(["bash", str(script)], check=True, env=env, capture_output=True)
+    submits = (tmp_path / "sbatch.calls").read_text().splitlines()
+    assert submits[0].startswith("--parsable --array=0-0 ")
+    assert submits[1].startswith("--parsable --dependency=afterok:16 --array=1-4 ")
+    assert submits[2].startswith("--dependency=afterany:16 ") and "--collect" in submits[2]
+    subprocess.run(["bash", str(script)], check=True, env={**env, "SLURM_ARRAY_TASK_ID": "3"}, capture_output=True)
+    (task,) = (tmp_path / "srun.calls").read_text().splitlines()
+    program, *args = shlex.split(task)
+    assert program == "lit-daa" and args[-2:] == ["--only_run", "3"]
+    capsys.readouterr()
+    assert main([*args, "--print_commands"]) == 0  # the task's arguments parse and name run 3
+    assert "# run 3: tiny-IPO-beta0.1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_every_shipped_sweep_config_parses(config: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(ROOT)  # shipped sweeps name their fit configs relative to the repository root
+    assert main(["sweep", "--config", str(config), f"--out_dir={tmp_path}", "--print_commands"]) == 0
+    fits = [shlex.split(line) for line in capsys.readouterr().out.splitlines() if line.startswith("lit-daa fit ")]
+    references = [c for c in fits if "--export.enabled=true" in c]
+    daa = [c for c in fits if c not in references]
+    assert references and daa
+    for command in (references[0], daa[0], daa[-1]):
+        yaml.safe_load(_print_config(command, capsys))
+
+
+def test_collect_and_analyze(finished: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("lit_daa.analysis.analyze")
+    pytest.importorskip("matplotlib")
+    assert main(["sweep", "--config", str(finished), "--collect", "--analyze"]) == 0
+    assert (finished.parent / "out" / "analysis" / "report.md").is_file()
