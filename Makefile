@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all lint bench
+.PHONY: setup demo test test-all lint bench sweep
 
 setup: $(VENV)/.installed
 
@@ -32,3 +32,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/step_benchmark.py
+
+# The over-optimization demo: 2 sizes x 3 objectives x 5 betas, 5 checkpoints each, then the analysis report.
+sweep: setup
+	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/demo.yaml --analyze

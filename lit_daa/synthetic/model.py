@@ -67,6 +67,7 @@ class TinyNeoX:
 # The embedded models, by the name a config uses. Add a size by adding an entry.
 EMBEDDED_MODELS: dict[str, TinyNeoX] = {
     "embedded:neox-tiny": TinyNeoX(hidden_size=64, num_layers=2, num_heads=4),
+    "embedded:neox-mini": TinyNeoX(hidden_size=128, num_layers=3, num_heads=4),
     "embedded:neox-small": TinyNeoX(hidden_size=192, num_layers=4, num_heads=6),
 }
 
