@@ -31,7 +31,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/step_benchmark.py
+	$(BIN)/python benchmarks/step_benchmark.py --model embedded:neox-small --batch-size 8 --steps 30 --warmup 5 --repeats 3 --threads 1
 
 # The over-optimization demo: 2 sizes x 3 objectives x 5 betas, 5 checkpoints each, then the analysis report.
 sweep: setup

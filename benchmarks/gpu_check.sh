@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# One-shot check of lit-daa on a lent NVIDIA machine (H100/H200), about 4 minutes of wall time (at most ~9.5):
+#   0. install the wheels that machine lacks (datasets, jsonargparse + docstring-parser + typeshed-client, trl, dill,
+#      multiprocess) from .whl/ without any network, print nvidia-smi and the versions;
+#   1. a quickstart fit on the GPU (bf16-mixed), checking that it finishes and prints its held-out accuracy;
+#   2. the step benchmark, lit-daa against TRL's DPOTrainer, on a Pythia-160M-shaped random GPT-NeoX with sequences
+#      of up to 256 tokens, results appended to $OUT/RESULTS-gpu.md;
+#   3. the same benchmark on embedded:neox-small with the CPU run's settings (batch 8, 30 steps, 5 warm-up).
+# A failing step does not stop the others. Full logs go to $OUT/logs/.
+#
+# On the device:    bash benchmarks/gpu_check.sh           ($OUT is set by the device tool; .whl/ must be carried)
+# Dry run on CPU:   GPU_CHECK_CPU=1 OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
+#   (same steps with tiny sizes on the CPU, using $PYTHON or python3 and its packages; no wheel install unless
+#   GPU_CHECK_INSTALL=1, which installs $WHEELS (default .whl) into $GPU_CHECK_SITE (default /tmp/site) as on the GPU)
+set -u
+cd "$(dirname "$0")/.."
+REPO=$PWD
+CPU_MODE=${GPU_CHECK_CPU:-0}
+if [ "$CPU_MODE" = 1 ]; then INSTALL=${GPU_CHECK_INSTALL:-0}; else INSTALL=${GPU_CHECK_INSTALL:-1}; fi
+WHEELS=${WHEELS:-.whl}
+SITE=${GPU_CHECK_SITE:-/tmp/site}
+PY=${PYTHON:-python3}
+OUT=${OUT:-$REPO/runs/gpu_check}
+mkdir -p "$OUT/logs"
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export HF_HUB_DISABLE_PROGRESS_BARS=1 PYTHONWARNINGS=ignore
+export LIT_DAA_CACHE=${LIT_DAA_CACHE:-/tmp/lit_daa_cache}
+STATUS=()
+T_START=$(date +%s)
+
+elapsed() { echo "$(($(date +%s) - $1)) s"; }
+
+step0_setup() {
+    echo "== step 0: setup"
+    [ "$CPU_MODE" = 1 ] && echo "GPU_CHECK_CPU=1: dry run on the CPU with $PY ($($PY -c 'import sys; print(sys.prefix)'))"
+    if [ "$INSTALL" = 1 ]; then
+        ls "$WHEELS"/*.whl >/dev/null 2>&1 || { echo "no wheels in $WHEELS/ (carry .whl)"; return 1; }
+        if ! $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            "$WHEELS"/*.whl >"$OUT/logs/pip.log" 2>&1; then
+            echo "pip install failed (see logs/pip.log); unpacking the wheels with zipfile instead"
+            mkdir -p "$SITE"
+            for w in "$WHEELS"/*.whl; do $PY -m zipfile -e "$w" "$SITE" || return 1; done
+        fi
+        # datasets 5.2 imports names that huggingface_hub added in 1.31; transformers 5.17 allows 1.5 to 1.x, so an
+        # older hub gets the shipped 1.33 (still < 2.0 for transformers) in front of it.
+        if ! $PY -c "import sys, huggingface_hub as h; from packaging.version import Version as V
+sys.exit(V(h.__version__) < V('1.31'))" 2>/dev/null; then
+            echo "huggingface_hub $($PY -c 'import huggingface_hub as h; print(h.__version__)' 2>&1) < 1.31:" \
+                "adding $(ls "$WHEELS"/optional/huggingface_hub-*.whl 2>/dev/null)"
+            $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+                "$WHEELS"/optional/huggingface_hub-*.whl >>"$OUT/logs/pip.log" 2>&1 ||
+                $PY -m zipfile -e "$WHEELS"/optional/huggingface_hub-*.whl "$SITE"
+        fi
+        export PYTHONPATH=$SITE:$REPO
+        echo "installed into $SITE: $(cd "$WHEELS" && ls -- *.whl | tr '\n' ' ')"
+    else
+        echo "no wheel install"
+        export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    if command -v nvidia-smi >/dev/null; then nvidia-smi; else echo "(no nvidia-smi)"; fi
+    $PY - <<'EOF'
+import importlib, platform, sys
+print("python", platform.python_version(), sys.executable)
+for name in ("torch", "lightning", "transformers", "trl", "datasets", "jsonargparse", "docstring_parser",
+             "typeshed_client", "dill", "multiprocess", "accelerate", "peft", "tokenizers", "torchmetrics",
+             "pyarrow", "huggingface_hub", "fsspec", "pandas", "numpy"):
+    try:
+        module = importlib.import_module(name)
+        print(f"  {name} {getattr(module, '__version__', '?')}")
+    except Exception as err:  # noqa: BLE001 - report every missing piece, then go on
+        print(f"  {name}: NOT IMPORTABLE ({type(err).__name__}: {err})")
+import torch
+print("cuda available:", torch.cuda.is_available(), "| torch cuda:", torch.version.cuda,
+      "| device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+import lit_daa.cli, lit_daa.module  # noqa: E401,F401 - the project imports with these packages
+from trl import DPOConfig, DPOTrainer  # noqa: F401
+print("lit_daa and trl.DPOTrainer import fine")
+EOF
+}
+
+step1_quickstart() {
+    echo "== step 1: quickstart fit"
+    local t0 log=$OUT/logs/quickstart.log
+    t0=$(date +%s)
+    local args=(fit --config configs/quickstart.yaml --trainer.default_root_dir="$OUT/qs"
+        --trainer.logger.init_args.save_dir="$OUT/qs" --trainer.enable_progress_bar=false)
+    if [ "$CPU_MODE" = 1 ]; then
+        args+=(--trainer.accelerator=cpu --trainer.max_steps=40 --trainer.val_check_interval=20)
+    else
+        args+=(--trainer.accelerator=gpu --trainer.precision=bf16-mixed)
+    fi
+    echo "python -m lit_daa.cli ${args[*]}"
+    timeout 150 $PY -m lit_daa.cli "${args[@]}" >"$log" 2>&1
+    local code=$?
+    grep -A7 "lit-daa: fit finished" "$log"
+    echo "quickstart: exit $code after $(elapsed "$t0")"
+    if [ $code -ne 0 ]; then tail -n 30 "$log"; return 1; fi
+    grep -q "held-out implicit-reward accuracy" "$log" || { echo "no accuracy printed"; return 1; }
+    # the run's checkpoints and exported policy are not needed back
+    rm -rf "$OUT/qs/checkpoints" "$OUT/qs/hf_policy"
+}
+
+bench() {  # bench LABEL TIMEOUT ARGS...
+    local label=$1 limit=$2 t0
+    shift 2
+    t0=$(date +%s)
+    echo "python benchmarks/step_benchmark.py $*"
+    timeout "$limit" $PY benchmarks/step_benchmark.py "$@" --out "$OUT/RESULTS-gpu.md" \
+        --log-dir "$OUT/logs/bench-$label" >"$OUT/logs/bench-$label.out" 2>&1
+    local code=$?
+    # progress lines and the table; the residual-differences notes are in the .out log and RESULTS.md
+    sed -n '/^Residual differences/q;p' "$OUT/logs/bench-$label.out" | grep -v "^$"
+    echo "benchmark $label: exit $code after $(elapsed "$t0")"
+    return $code
+}
+
+step2_bench_160m() {
+    echo "== step 2: step benchmark, Pythia-160M-shaped random GPT-NeoX, sequences up to 256 tokens"
+    if [ "$CPU_MODE" = 1 ]; then
+        bench small-long 300 --device cpu --model random-neox:64x2x2 --response-words 20,40 --max-length 64 \
+            --batch-size 2 --steps 4 --warmup 1 --repeats 2
+    else
+        bench 160m 240 --device cuda --model random-neox:768x12x12 --response-words 100,240 --max-length 256 \
+            --batch-size 16 --steps 40 --warmup 10 --repeats 2
+    fi
+}
+
+step3_bench_small() {
+    echo "== step 3: step benchmark, embedded:neox-small with the CPU run's settings"
+    if [ "$CPU_MODE" = 1 ]; then
+        bench neox-tiny 120 --device cpu --model embedded:neox-tiny --batch-size 2 --steps 4 --warmup 1
+    else
+        bench neox-small 100 --device cuda --model embedded:neox-small --batch-size 8 --steps 30 --warmup 5
+    fi
+}
+
+run_step() {  # run_step NUMBER FUNCTION
+    if "$2"; then STATUS+=("step $1 ok"); else echo "step $1 failed"; STATUS+=("step $1 FAILED"); fi
+}
+
+run_step 0 step0_setup
+run_step 1 step1_quickstart
+run_step 2 step2_bench_160m
+run_step 3 step3_bench_small
+[ -f "$OUT/RESULTS-gpu.md" ] && echo "== results (printed above) are in $OUT/RESULTS-gpu.md; full logs in $OUT/logs/"
+echo "== summary: ${STATUS[*]}; $(elapsed "$T_START") in all"
