@@ -164,7 +164,7 @@ class SyntheticWorld:
         gap = self.gold(prompt, first) - self.gold(prompt, second)
         if gap == 0:
             return None
-        p_first = 1.0 / (1.0 + math.exp(-self.bt_scale * gap))
+        p_first = 0.5 * (1.0 + math.tanh(0.5 * self.bt_scale * gap))  # sigmoid, without overflow for long answers
         return (first, second) if rng.random() < p_first else (second, first)
 
     def label_pairs(self, prompts: list[str], firsts: list[str], seconds: list[str], seed: int) -> list[dict[str, str]]:
