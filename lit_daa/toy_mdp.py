@@ -31,8 +31,24 @@ So with the defaults below in-data mass RISES (0.37 -> 0.99 for DPO at beta 0.05
 larger beta stops earlier and leaves more out of the data. We tried uniform and SFT-like references (mass on the
 data trajectories), data sampled from a peaked reference, Bradley-Terry labels, repeated pairs, depths 2-4,
 3-24 pairs, Adam and SGD: in-data mass fell in 2 of about 500 random configurations (DPO, beta 0.05).
-Reproducing the paper's effect may need an ingredient it did not publish (for example a policy that shares
-parameters across trajectories).
+Reproducing the paper's effect needs an ingredient it did not publish: a policy that shares parameters across
+trajectories (next paragraph).
+
+The shared-depth policy (``--policy shared-depth``, `SharedDepthPolicy`). logits(state) = reference_logits(state)
++ w[depth(state)], with a trainable offset w of shape (D, 3) shared by every state at the same depth: 3D trainable
+parameters (2D free), not 3M. With a peaked random reference (``--reference-scale S``: logits S * N(0, 1) per
+(node, action)) and pairs sampled on-policy from the reference (``--pairs-from reference``, as in the paper's
+pipeline), pushing down a rejected trajectory's actions also pushes down every trajectory taking those actions at
+those depths, and the policy cannot single the chosen ones out; at small beta the in-data mass falls and the
+out-of-data mass rises, as in the paper. Recommended run (depth 3, 4 pairs of rank 4, so the loss sees 4 of the 6
+free parameter directions; seed 9, DPO at beta 0.05 and 0.1 take in-data mass 0.70 -> 0.00, beta 1 stops at
+0.12; IPO and SLiC at beta >= 0.5 keep much more in the data)::
+
+  lit-daa toy-mdp --policy shared-depth --reference-scale 1 --pairs 4 --pairs-from reference --seed 9 --out runs/toy_mdp
+
+Seed 9 is typical, not a lucky outlier: over seeds 0-19 with these settings, DPO at beta 0.05 and at 0.1 both
+lower in-data mass by more than 0.05 in 14 of 20 seeds (22 of 30 over seeds 0-29); reference scales 2-3 and 6
+pairs give 9-16 of 20. The tabular default (``--policy tabular``) is unchanged.
 
 Defaults (depth 3 = 27 trajectories, 13 nodes, 26 free parameters; 6 pairs, rank 6; DPO, IPO and SLiC at beta
 in {0.05, 0.1, 0.5, 1.0}; full-batch Adam, lr 0.05, 300 steps; seed 0; uniform reference, which is also the
@@ -43,7 +59,7 @@ in some pair (in-data) and in none (out-of-data), the mass on trajectories that 
 those rejected in some pair (a trajectory may be both, so these two can overlap), KL(pi || pi_ref), the expected
 gold reward under pi, and the implicit-reward accuracy on the pairs.
 
-Run ``python -m lit_daa.toy_mdp --out DIR`` for the table, ``toy_mdp.png`` and ``toy_mdp.csv``.
+Run ``python -m lit_daa.toy_mdp --out DIR`` (or ``lit-daa toy-mdp``) for the table, ``toy_mdp.png`` and ``toy_mdp.csv``.
 """
 
 from __future__ import annotations
@@ -123,6 +139,10 @@ class TreeMDP:
         offset = (NUM_ACTIONS**level - 1) // (NUM_ACTIONS - 1)
         self.node_index = offset + prefix
         self.action_index = (traj // NUM_ACTIONS ** (depth - 1 - level)) % NUM_ACTIONS
+        # (M,) long, the depth (level) of each internal node in the breadth-first numbering.
+        self.node_level = torch.cat(
+            [torch.full((NUM_ACTIONS**lvl,), lvl, dtype=torch.long) for lvl in range(self.depth)]
+        )
 
     @property
     def num_free_parameters(self) -> int:
@@ -163,12 +183,14 @@ class TreeMDP:
 
 
 class TabularPolicy(nn.Module):
-    """Tabular softmax policy on a `TreeMDP`.
+    """Tabular softmax policy on a `TreeMDP`: every internal node has its own trainable logit vector.
 
     Args:
         mdp: the tree.
         init_logits: (M, 3) starting logits; zeros (the uniform policy) when None. Copied, not shared.
     """
+
+    name = "tabular"
 
     def __init__(self, mdp: TreeMDP, init_logits: Tensor | None = None) -> None:
         super().__init__()
@@ -179,9 +201,73 @@ class TabularPolicy(nn.Module):
             raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
         self.logits = nn.Parameter(init)
 
+    @property
+    def num_trainable_parameters(self) -> int:
+        """3M: one logit per (node, action)."""
+        return self.mdp.num_nodes * NUM_ACTIONS
+
+    @property
+    def num_free_parameters(self) -> int:
+        """2M = T - 1 identifiable degrees of freedom (a softmax ignores a shared shift)."""
+        return self.mdp.num_free_parameters
+
     def forward(self) -> Tensor:
         """(T,) log-probabilities of all trajectories."""
         return self.mdp.trajectory_logps(self.logits)
+
+
+class SharedDepthPolicy(nn.Module):
+    """A policy that shares its trainable parameters across states: logits(s) = init_logits(s) + w[depth(s)].
+
+    The fixed per-node logits (normally the reference's) are a buffer; the only trainable parameter is the
+    offset w of shape (D, 3), shared by all 3^l nodes at depth l. So the policy has 3D trainable parameters (2D
+    identifiable) however many trajectories there are, and a gradient step driven by the pairs moves every
+    trajectory that takes the same action at the same depth, including those in no pair.
+
+    Args:
+        mdp: the tree.
+        init_logits: (M, 3) fixed per-node logits; zeros (the uniform policy) when None. Copied, not shared.
+    """
+
+    name = "shared-depth"
+
+    def __init__(self, mdp: TreeMDP, init_logits: Tensor | None = None) -> None:
+        super().__init__()
+        self.mdp = mdp
+        shape = (mdp.num_nodes, NUM_ACTIONS)
+        init = torch.zeros(shape) if init_logits is None else init_logits.detach().clone().float()
+        if tuple(init.shape) != shape:
+            raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
+        self.register_buffer("base_logits", init)
+        self.offset = nn.Parameter(torch.zeros(mdp.depth, NUM_ACTIONS))
+
+    @property
+    def num_trainable_parameters(self) -> int:
+        """3D: one offset per (depth, action)."""
+        return self.mdp.depth * NUM_ACTIONS
+
+    @property
+    def num_free_parameters(self) -> int:
+        """2D identifiable degrees of freedom (each depth's offset is only defined up to a shared shift)."""
+        return self.mdp.depth * (NUM_ACTIONS - 1)
+
+    @property
+    def logits(self) -> Tensor:
+        """(M, 3) the current per-node logits."""
+        return self.base_logits + self.offset[self.mdp.node_level]
+
+    def forward(self) -> Tensor:
+        """(T,) log-probabilities of all trajectories."""
+        return self.mdp.trajectory_logps(self.logits)
+
+
+# Policy parameterisations by CLI name; each is built as ``cls(mdp, reference_logits)`` so it starts at pi_ref.
+POLICIES: dict[str, type[TabularPolicy] | type[SharedDepthPolicy]] = {
+    cls.name: cls for cls in (TabularPolicy, SharedDepthPolicy)
+}
+
+# Where the pairs' trajectories come from (see `sample_pairs` and `sample_pairs_from`).
+PAIR_SOURCES = ("uniform", "reference")
 
 
 @dataclass
@@ -246,9 +332,56 @@ def sample_pairs(
     return PreferencePairs(torch.where(a_wins, a, b), torch.where(a_wins, b, a), gold)
 
 
+def sample_pairs_from(
+    probs: Tensor, num_pairs: int, generator: torch.Generator, bradley_terry: bool = False
+) -> PreferencePairs:
+    """Like `sample_pairs`, but the pairs are drawn on-policy from a trajectory distribution (the reference).
+
+    The gold reward is drawn N(0, 1) per trajectory as in `sample_pairs`; then `num_pairs` distinct unordered
+    pairs {a, b}, a != b, are drawn without replacement with weight probs[a] * probs[b] (two independent draws
+    from the distribution, conditioned on being distinct and new), and labelled as in `sample_pairs`.
+
+    Args:
+        probs: (T,) trajectory probabilities, e.g. of pi_ref.
+        num_pairs: N, at most T (T - 1) / 2.
+        generator: the seeded source of all randomness here.
+        bradley_terry: sample labels from sigmoid(r_a - r_b) instead of taking the higher gold reward.
+    """
+    num_trajectories = int(probs.numel())
+    max_pairs = num_trajectories * (num_trajectories - 1) // 2
+    if not 1 <= num_pairs <= max_pairs:
+        raise InputError(f"toy MDP option pairs must be in [1, {max_pairs}] for {num_trajectories} trajectories")
+    gold = torch.randn(num_trajectories, generator=generator)
+    first, second = torch.triu_indices(num_trajectories, num_trajectories, offset=1)
+    weights = (probs[first] * probs[second]).double().clamp_min(1e-300)
+    pick = torch.multinomial(weights, num_pairs, replacement=False, generator=generator)
+    a, b = first[pick], second[pick]
+    if bradley_terry:
+        a_wins = torch.rand(num_pairs, generator=generator) < torch.sigmoid(gold[a] - gold[b])
+    else:
+        a_wins = gold[a] > gold[b]
+    return PreferencePairs(torch.where(a_wins, a, b), torch.where(a_wins, b, a), gold)
+
+
 def pair_matrix_rank(pairs: PreferencePairs) -> int:
     """Rank of the (N, T) pair matrix: the number of independent directions the loss can see."""
     return int(np.linalg.matrix_rank(pairs.pair_matrix()))
+
+
+def parameter_pair_rank(policy: nn.Module, pairs: PreferencePairs) -> int:
+    """Rank of A J, J the (T, P) Jacobian of the policy's trajectory log-probs in its trainable parameters.
+
+    The loss sees the parameters only through h = A (log pi - log pi_ref), so near the current parameters it is
+    flat along (free parameters - this rank) directions of the parameters.
+    """
+    params = [p for p in policy.parameters() if p.requires_grad]
+    logps = policy()
+    rows = []
+    for t in range(logps.numel()):
+        grads = torch.autograd.grad(logps[t], params, retain_graph=True)
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    jacobian = torch.stack(rows).double().numpy()
+    return int(np.linalg.matrix_rank(pairs.pair_matrix() @ jacobian))
 
 
 def loss_equivalent_logps(logps: Tensor, in_data: Tensor, in_data_mass: float) -> Tensor:
@@ -284,11 +417,16 @@ class ToyMDPResult:
     Attributes:
         depth: D.
         num_trajectories: T = 3^D.
-        num_free_parameters: T - 1, the identifiable degrees of freedom of the tabular policy.
+        num_free_parameters: the identifiable degrees of freedom of the trained policy (T - 1 for the tabular
+            policy, 2D for the shared-depth one).
         pair_rank: rank of the (N, T) pair matrix.
         pairs: the preference data.
         records: one dict per (objective, beta, step) with the keys of `RECORD_FIELDS`; step 0 is the start.
         final_logps: (T,) trajectory log-probs of the trained policy, by (objective class name, beta).
+        policy: the `POLICIES` name of the parameterisation that was trained.
+        num_trainable_parameters: its number of trainable parameters (3M tabular, 3D shared-depth); 0 = unknown.
+        parameter_rank: rank of A J at pi_ref, J the (T, P) Jacobian of log pi in the trainable parameters: the
+            parameter directions the loss's gradient can see there; -1 = unknown.
     """
 
     depth: int
@@ -298,6 +436,9 @@ class ToyMDPResult:
     pairs: PreferencePairs
     records: list[dict[str, float | int | str]] = field(default_factory=list)
     final_logps: dict[tuple[str, float], Tensor] = field(default_factory=dict)
+    policy: str = "tabular"
+    num_trainable_parameters: int = 0
+    parameter_rank: int = -1
 
     @property
     def num_pairs(self) -> int:
@@ -344,8 +485,11 @@ def run_toy_mdp(
     bradley_terry: bool = False,
     reference_logits: Tensor | None = None,
     reference_in_data_mass: float | None = None,
+    policy: str = "tabular",
+    reference_scale: float = 0.0,
+    pairs_from: str = "uniform",
 ) -> ToyMDPResult:
-    """Train a tabular policy with each objective class at each beta on one seeded preference data set.
+    """Train a policy with each objective class at each beta on one seeded preference data set.
 
     Each run starts from the reference policy and takes `steps` full-batch steps on all N pairs.
 
@@ -362,6 +506,12 @@ def run_toy_mdp(
         reference_logits: (M, 3) logits of pi_ref; the uniform policy when None.
         reference_in_data_mass: instead of `reference_logits`, an "SFT-like" pi_ref that puts this mass in
             (0, 1) spread evenly over the in-data trajectories and the rest evenly over all of them.
+        policy: a key of `POLICIES`: "tabular" (one logit vector per node, the default) or "shared-depth"
+            (reference logits plus a trainable offset shared by all nodes at the same depth).
+        reference_scale: when > 0, pi_ref has random logits ``reference_scale * N(0, 1)`` per (node, action),
+            drawn from the seed before the data (a peaked reference); 0 keeps the uniform reference.
+        pairs_from: "uniform" draws the pairs uniformly over all trajectory pairs (`sample_pairs`);
+            "reference" draws them on-policy from pi_ref (`sample_pairs_from`).
 
     Returns:
         A `ToyMDPResult` with (steps + 1) records per (objective, beta).
@@ -372,11 +522,27 @@ def run_toy_mdp(
         raise InputError(f"toy MDP option steps must be >= 0, got {steps}")
     if optimizer not in OPTIMIZERS:
         raise InputError(f"toy MDP option optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if reference_in_data_mass is not None and reference_logits is not None:
-        raise InputError("toy MDP takes reference_logits or reference_in_data_mass, not both")
+    if policy not in POLICIES:
+        raise InputError(f"toy MDP option policy must be one of {sorted(POLICIES)}, got {policy!r}")
+    if pairs_from not in PAIR_SOURCES:
+        raise InputError(f"toy MDP option pairs_from must be one of {list(PAIR_SOURCES)}, got {pairs_from!r}")
+    if reference_scale < 0:
+        raise InputError(f"toy MDP option reference_scale must be >= 0, got {reference_scale}")
+    given = sum((reference_logits is not None, reference_in_data_mass is not None, reference_scale > 0))
+    if given > 1:
+        raise InputError("toy MDP takes one of reference_logits, reference_in_data_mass, reference_scale")
+    if reference_in_data_mass is not None and pairs_from == "reference":
+        raise InputError("toy MDP's SFT-like reference is built from the pairs, so pairs cannot come from it")
     mdp = TreeMDP(depth)
     generator = torch.Generator().manual_seed(seed)
-    pairs = sample_pairs(mdp.num_trajectories, num_pairs, generator, bradley_terry=bradley_terry)
+    if reference_scale > 0:
+        reference_logits = reference_scale * torch.randn(mdp.num_nodes, NUM_ACTIONS, generator=generator)
+    if pairs_from == "reference":
+        with torch.no_grad():
+            ref_probs = TabularPolicy(mdp, reference_logits)().exp()
+        pairs = sample_pairs_from(ref_probs, num_pairs, generator, bradley_terry=bradley_terry)
+    else:
+        pairs = sample_pairs(mdp.num_trajectories, num_pairs, generator, bradley_terry=bradley_terry)
     masks = pairs.masks()
     if reference_in_data_mass is not None:
         if not 0.0 < reference_in_data_mass < 1.0:
@@ -387,20 +553,25 @@ def run_toy_mdp(
         reference_logits = mdp.logits_for(probs)
     with torch.no_grad():
         ref_logps = TabularPolicy(mdp, reference_logits)()
+    policy_cls = POLICIES[policy]
+    template = policy_cls(mdp, reference_logits)
     result = ToyMDPResult(
         depth=mdp.depth,
         num_trajectories=mdp.num_trajectories,
-        num_free_parameters=mdp.num_free_parameters,
+        num_free_parameters=template.num_free_parameters,
         pair_rank=pair_matrix_rank(pairs),
         pairs=pairs,
+        policy=policy,
+        num_trainable_parameters=template.num_trainable_parameters,
+        parameter_rank=parameter_pair_rank(template, pairs),
     )
     for objective_cls in objectives:
         for beta in betas:
             objective = objective_cls(beta=beta)
-            policy = TabularPolicy(mdp, reference_logits)
-            opt = OPTIMIZERS[optimizer](policy.parameters(), lr=lr)
+            model = policy_cls(mdp, reference_logits)
+            opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
             for step in range(steps + 1):
-                logps = policy()
+                logps = model()
                 out = objective(pair_logps(logps, ref_logps, pairs, mdp.depth))
                 result.records.append(_record(objective_cls.__name__, beta, step, out, logps, ref_logps, pairs, masks))
                 # The last pass only measures the final policy; it takes no step.
@@ -442,12 +613,16 @@ def _record(
 
 def format_table(result: ToyMDPResult) -> str:
     """The printed summary: the rank facts, then start -> end masses for each (objective, beta) run."""
-    flat = result.num_free_parameters - result.pair_rank
+    flat = result.num_trajectories - 1 - result.pair_rank
     lines = [
-        f"toy tree MDP: depth {result.depth}, {result.num_trajectories} trajectories, "
-        f"{result.num_free_parameters} free policy parameters, {result.num_pairs} pairs",
+        f"toy tree MDP: depth {result.depth}, {result.num_trajectories} trajectories, {result.policy} policy with "
+        f"{result.num_trainable_parameters} trainable parameters ({result.num_free_parameters} free), "
+        f"{result.num_pairs} pairs",
         f"pair-matrix rank {result.pair_rank} (of {result.num_trajectories} trajectories, "
-        f"{result.num_free_parameters} free parameters): the loss is flat along {flat} directions of the policy",
+        f"{result.num_trainable_parameters} trainable parameters, {result.num_free_parameters} free parameters): "
+        f"the loss is flat along {flat} directions of the trajectory distribution",
+        f"the loss sees {result.parameter_rank} of the {result.num_free_parameters} free parameter directions at "
+        f"pi_ref (flat along {result.num_free_parameters - result.parameter_rank})",
         f"{'objective':<9} {'beta':>6} {'in-data':>15} {'out-of-data':>15} {'chosen':>15} {'rejected':>15} "
         f"{'KL':>6} {'gold':>6}",
     ]
@@ -511,7 +686,7 @@ def plot_masses(result: ToyMDPResult, path: str | Path) -> Path:
                 ax.set_ylabel("probability mass")
     axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle(
-        f"toy tree MDP: {result.num_trajectories} trajectories, {result.num_pairs} pairs, "
+        f"toy tree MDP ({result.policy} policy): {result.num_trajectories} trajectories, {result.num_pairs} pairs, "
         f"pair-matrix rank {result.pair_rank}",
         fontsize=10,
     )
@@ -540,6 +715,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="SFT-like reference with this mass on the in-data trajectories (default: uniform reference)",
     )
+    parser.add_argument(
+        "--policy", choices=sorted(POLICIES), default="tabular", help="policy parameterisation (see the docstring)"
+    )
+    parser.add_argument(
+        "--reference-scale",
+        type=float,
+        default=0.0,
+        help="peaked reference: random logits with this scale per (node, action); 0 = uniform reference",
+    )
+    parser.add_argument(
+        "--pairs-from", choices=PAIR_SOURCES, default="uniform", help="draw the pairs uniformly or from pi_ref"
+    )
     parser.add_argument("--out", type=Path, default=Path("toy_mdp_out"), help="folder for toy_mdp.png and .csv")
     return parser
 
@@ -559,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
             optimizer=args.optimizer,
             bradley_terry=args.bradley_terry,
             reference_in_data_mass=args.reference_in_data_mass,
+            policy=args.policy,
+            reference_scale=args.reference_scale,
+            pairs_from=args.pairs_from,
         )
     except InputError as error:
         print(error, file=sys.stderr)

@@ -15,6 +15,7 @@ from lit_daa.objectives import DPO, IPO, ObjectiveOutput, PairLogps, SLiC
 from lit_daa.toy_mdp import (
     OBJECTIVES,
     PreferencePairs,
+    SharedDepthPolicy,
     TabularPolicy,
     TreeMDP,
     loss_equivalent_logps,
@@ -168,3 +169,52 @@ def test_main_writes_png_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_main_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--pairs", "1000", "--steps", "1", "--out", str(tmp_path)]) == 2
     assert "pairs must be in" in capsys.readouterr().err
+
+
+SHARED_DEPTH = {"policy": "shared-depth", "reference_scale": 1.0, "num_pairs": 4, "pairs_from": "reference"}
+
+
+def test_shared_depth_policy_has_depth_times_three_parameters_and_starts_at_the_reference() -> None:
+    mdp = TreeMDP(3)
+    ref = torch.randn(mdp.num_nodes, 3, generator=torch.Generator().manual_seed(0))
+    policy = SharedDepthPolicy(mdp, ref)
+    assert sum(p.numel() for p in policy.parameters()) == policy.num_trainable_parameters == 9
+    assert torch.allclose(policy(), TabularPolicy(mdp, ref)())
+    with torch.no_grad():
+        policy.offset[1, 2] += 1.0
+    # Every depth-1 node moved by the same offset; other depths untouched.
+    moved = (policy.logits - ref).abs().sum(dim=-1) > 0
+    assert moved.tolist() == (mdp.node_level == 1).tolist()
+
+
+def test_shared_depth_dpo_at_small_beta_moves_mass_out_of_the_data() -> None:
+    """The paper's effect, with parameters shared across states (the recommended command's settings, seed 9)."""
+    result = run_toy_mdp(objectives=[DPO], betas=[0.05, 0.1, 1.0], seed=9, **SHARED_DEPTH)
+    assert (result.policy, result.num_trainable_parameters, result.num_free_parameters) == ("shared-depth", 9, 6)
+    assert (result.pair_rank, result.parameter_rank) == (4, 4)
+    first, *_ = result.initial_records()
+    small, small2, wide = result.final_records()
+    for last in (small, small2):
+        assert float(last["in_data_mass"]) < float(first["in_data_mass"]) - 0.5
+        assert float(last["out_of_data_mass"]) > float(first["out_of_data_mass"]) + 0.5
+    # Larger beta holds the policy nearer the reference: more mass stays in the data.
+    assert float(wide["in_data_mass"]) > float(small["in_data_mass"]) + 0.05
+
+
+def test_shared_depth_effect_holds_for_most_seeds() -> None:
+    falls = 0
+    for seed in range(10):
+        result = run_toy_mdp(objectives=[DPO], betas=[0.05], steps=150, seed=seed, **SHARED_DEPTH)
+        first, last = result.initial_records()[0], result.final_records()[0]
+        falls += float(last["in_data_mass"]) < float(first["in_data_mass"]) - 0.05
+    assert falls >= 6
+
+
+def test_main_prints_the_policy_and_both_ranks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--policy", "shared-depth", "--reference-scale", "1", "--pairs", "4", "--pairs-from", "reference"]
+    assert main([*argv, "--seed", "9", "--steps", "5", "--betas", "0.1", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "shared-depth policy with 9 trainable parameters" in printed
+    assert "pair-matrix rank 4 (of 27 trajectories, 9 trainable parameters" in printed
+    assert main(["--steps", "1", "--betas", "0.1", "--out", str(tmp_path)]) == 0
+    assert "tabular policy with 39 trainable parameters" in capsys.readouterr().out
