@@ -182,6 +182,15 @@ class TreeMDP:
         return node_logps[self.node_index, self.action_index].sum(dim=-1)
 
 
+def initial_logits(mdp: TreeMDP, init_logits: Tensor | None) -> Tensor:
+    """(M, 3) float copy of `init_logits`, or zeros (the uniform policy) when None; checks the shape."""
+    shape = (mdp.num_nodes, NUM_ACTIONS)
+    init = torch.zeros(shape) if init_logits is None else init_logits.detach().clone().float()
+    if tuple(init.shape) != shape:
+        raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
+    return init
+
+
 class TabularPolicy(nn.Module):
     """Tabular softmax policy on a `TreeMDP`: every internal node has its own trainable logit vector.
 
@@ -195,10 +204,7 @@ class TabularPolicy(nn.Module):
     def __init__(self, mdp: TreeMDP, init_logits: Tensor | None = None) -> None:
         super().__init__()
         self.mdp = mdp
-        shape = (mdp.num_nodes, NUM_ACTIONS)
-        init = torch.zeros(shape) if init_logits is None else init_logits.detach().clone().float()
-        if tuple(init.shape) != shape:
-            raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
+        init = initial_logits(mdp, init_logits)
         self.logits = nn.Parameter(init)
 
     @property
@@ -234,10 +240,7 @@ class SharedDepthPolicy(nn.Module):
     def __init__(self, mdp: TreeMDP, init_logits: Tensor | None = None) -> None:
         super().__init__()
         self.mdp = mdp
-        shape = (mdp.num_nodes, NUM_ACTIONS)
-        init = torch.zeros(shape) if init_logits is None else init_logits.detach().clone().float()
-        if tuple(init.shape) != shape:
-            raise InputError(f"toy MDP logits must have shape {shape}, got {tuple(init.shape)}")
+        init = initial_logits(mdp, init_logits)
         self.register_buffer("base_logits", init)
         self.offset = nn.Parameter(torch.zeros(mdp.depth, NUM_ACTIONS))
 

@@ -2,32 +2,19 @@
 
 import json
 
-import datasets
 import pytest
 from datasets import Dataset
 
 from lit_daa.data import PreferenceDataModule, TruncationRule
 from lit_daa.data.bad_rows import BadRow
 from lit_daa.errors import InputError
-from lit_daa.synthetic.tokenizer import build_word_tokenizer
-from lit_daa.synthetic.world import vocabulary
 
 PROMPT = "topic food : food_0 food_1 food_2 . answer :"  # 9 tokens of the word tokenizer
 GOOD = {"prompt": PROMPT, "chosen": " food_3 food_4", "rejected": " music_1"}
 SKIP_HINT = "(use --data.skip_bad_rows true to skip such rows; 1 row is bad)"
 
 
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> str:
-    """The synthetic world's word tokenizer saved as a folder: loaded like any model's tokenizer."""
-    folder = tmp_path_factory.mktemp("word-tokenizer")
-    build_word_tokenizer(vocabulary()).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # fixtures in conftest.py
 
 
 def jsonl(tmp_path, rows, name="train.jsonl") -> str:

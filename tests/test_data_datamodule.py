@@ -2,7 +2,6 @@
 
 import json
 
-import datasets
 import pytest
 from datasets import Dataset, DatasetDict
 
@@ -10,20 +9,9 @@ from lit_daa.data import PreferenceDataModule
 from lit_daa.data.resumable import ResumableDataLoader
 from lit_daa.errors import InputError
 from lit_daa.synthetic.source import SyntheticPreferences
-from lit_daa.synthetic.tokenizer import build_word_tokenizer
-from lit_daa.synthetic.world import SyntheticWorld, vocabulary
+from lit_daa.synthetic.world import SyntheticWorld
 
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("word-tokenizer")
-    build_word_tokenizer(vocabulary()).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # fixtures in conftest.py
 
 
 def jsonl(path, rows) -> str:
