@@ -196,6 +196,8 @@ def run_worker(framework: str, spec: dict[str, Any], workdir: Path, log_dir: Pat
         return {"framework": framework, "error": f"exit {code}", "wall_s": wall}
     result = json.loads(result_path.read_text())
     result["wall_s"] = wall
+    if log_dir != workdir:  # keep the per-step times (step_ms) beside the logs for a closer look
+        shutil.copy(result_path, log_dir / result_path.name)
     return result
 
 
