@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 60  # one epoch: 480 pairs / 8
+STEPS = 120  # one epoch: 960 pairs / 8; long enough that the kill lands mid-epoch on a fast machine
 
 
 def command(root: Path, *extra: str) -> list[str]:
@@ -28,11 +28,11 @@ def command(root: Path, *extra: str) -> list[str]:
         str(ROOT / "configs" / "quickstart.yaml"),
         f"--trainer.default_root_dir={root}",
         f"--trainer.logger.init_args.save_dir={root}",
-        "--trainer.val_check_interval=30",
+        "--trainer.val_check_interval=60",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
         "--checkpoint.every_n_train_steps=7",
-        "--data.source.init_args.num_train=480",
+        "--data.source.init_args.num_train=960",
         "--data.source.init_args.num_val=64",
         "--data.batch_size=8",
         *extra,
@@ -59,7 +59,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     deadline = time.time() + 240
     while not last.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # let it train past the checkpoint, so work after it is really lost
+    time.sleep(0.05)  # let it train past the checkpoint, so work after it is really lost
+    assert proc.poll() is None, "the run ended before it could be killed mid-epoch"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -71,7 +72,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
         command(tmp_path / "b", "--ckpt_path=last"), capture_output=True, text=True, env=env(), timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "global step: 60" in resumed.stdout and "global step: 60" in straight.stdout
+    assert f"global step: {STEPS}" in resumed.stdout and f"global step: {STEPS}" in straight.stdout
 
     a = load_file(tmp_path / "a" / "hf_policy" / "model.safetensors")
     b = load_file(tmp_path / "b" / "hf_policy" / "model.safetensors")
