@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     # main(argv) is how tests and sweeps call the CLI in-process; the warning about args beside sys.argv is moot
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    if not argv or argv[0] in ("-h", "--help"):
+        # LightningCLI's help lists only the Trainer's subcommands; name lit-daa's own first.
+        print(f"lit-daa commands: fit, validate, test, predict (Lightning) and {', '.join(EXTRA_COMMANDS)};")
+        print("'lit-daa COMMAND --help' describes each.\n")
     try:
         if argv and argv[0] in EXTRA_COMMANDS:
             return extra_command(argv[0])(argv[1:])

@@ -127,3 +127,11 @@ def test_nan_loss_stops_with_the_step_named_and_checkpoint_intact(tmp_path: Path
     assert ckpt["global_step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     assert not (tmp_path / "hf_policy").exists()
+
+
+def test_top_level_help_names_every_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "sweep", "evaluate", "analyze", "toy-mdp"):
+        assert command in out
