@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -23,6 +25,28 @@ def token_logps(logits: Tensor, targets: Tensor, chunk_rows: int = 8) -> Tensor:
         picked = rows.gather(-1, targets[start : start + chunk_rows].unsqueeze(-1)).squeeze(-1)
         out.append(picked - torch.logsumexp(rows, dim=-1))
     return torch.cat(out, dim=0)
+
+
+def right_pad(
+    rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_token_id: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The inputs of `response_logps` for (prompt ids, response ids) rows, padded on the right.
+
+    Returns:
+        input_ids: (N, T) prompt + response, `pad_token_id` after the end (never attended to nor scored).
+        attention_mask: (N, T) long, 1 on real tokens.
+        response_mask: (N, T) bool, True on response tokens.
+    """
+    width = max(len(p) + len(r) for p, r in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    response_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (prompt, response) in enumerate(rows):
+        end = len(prompt) + len(response)
+        input_ids[i, :end] = torch.tensor([*prompt, *response], dtype=torch.long)
+        attention_mask[i, :end] = 1
+        response_mask[i, len(prompt) : end] = True
+    return input_ids, attention_mask, response_mask
 
 
 def response_logps(

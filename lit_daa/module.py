@@ -91,16 +91,7 @@ class DAAModule(LightningModule):
     def pair_logps(self, batch: dict[str, Tensor]) -> PairLogps:
         """Policy (and reference) log-probs of B pairs from a collated batch of 2B rows [chosen; rejected]."""
         sums, counts = response_logps(self.policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-        ref = self.reference.logps(batch)
-        b = sums.shape[0] // 2
-        return PairLogps(
-            policy_chosen=sums[:b],
-            policy_rejected=sums[b:],
-            ref_chosen=None if ref is None else ref[:b].to(sums.dtype),
-            ref_rejected=None if ref is None else ref[b:].to(sums.dtype),
-            chosen_tokens=counts[:b],
-            rejected_tokens=counts[b:],
-        )
+        return PairLogps.from_rows(sums, counts, self.reference.logps(batch))
 
     def _evaluate(self, batch: dict[str, Tensor]) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
         logps = self.pair_logps(batch)

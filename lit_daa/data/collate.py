@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from lit_daa.logps import right_pad
+
 
 class PreferenceCollator:
     """Turn B tokenized pairs into a batch of 2B sequences: rows 0..B-1 prompt+chosen, rows B..2B-1 prompt+rejected.
@@ -50,15 +52,9 @@ class PreferenceCollator:
         prompts = [list(r["prompt_ids"]) for r in rows]
         responses = [list(r["chosen_ids"]) for r in rows] + [list(r["rejected_ids"]) for r in rows]
         prompts = prompts + prompts  # the rejected rows share their pair's prompt
-        width = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
-        input_ids = torch.full((len(responses), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(responses), width), dtype=torch.long)
-        response_mask = torch.zeros((len(responses), width), dtype=torch.bool)
-        for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
-            end = len(prompt) + len(response)
-            input_ids[i, :end] = torch.tensor(prompt + response, dtype=torch.long)
-            attention_mask[i, :end] = 1
-            response_mask[i, len(prompt) : end] = True
+        input_ids, attention_mask, response_mask = right_pad(
+            list(zip(prompts, responses, strict=True)), self.pad_token_id
+        )
         batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lit_daa.evaluation.inference import inference, model_device
 from lit_daa.evaluation.sampling import Samples
-from lit_daa.logps import response_logps
+from lit_daa.logps import response_logps, right_pad
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def sequence_logratios(policy: nn.Module, reference: nn.Module, samples: Samples
     with inference(policy, reference):
         for start in range(0, len(samples), batch_size):
             stop = start + batch_size
-            batch = _right_pad(list(zip(samples.prompt_ids[start:stop], samples.response_ids[start:stop], strict=True)))
+            batch = right_pad(list(zip(samples.prompt_ids[start:stop], samples.response_ids[start:stop], strict=True)))
             policy_logps = _logps(policy, batch)
             # the same model on both sides: the log-ratio is zero by definition, no second pass needed
             ref_logps = policy_logps if reference is policy else _logps(reference, batch)
@@ -89,19 +89,3 @@ def _logps(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     device = model_device(model)
     sums, _ = response_logps(model, *(t.to(device) for t in batch))
     return sums.float().cpu()
-
-
-def _right_pad(rows: list[tuple[list[int], list[int]]]) -> tuple[Tensor, Tensor, Tensor]:
-    """(B, T) input ids, attention mask and response mask of prompt + response rows, padded on the right.
-
-    The padding id is 0; it is never attended to nor scored, so any id works.
-    """
-    width = max(len(p) + len(r) for p, r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    attention = torch.zeros_like(ids)
-    response = torch.zeros_like(ids)
-    for i, (prompt, resp) in enumerate(rows):
-        ids[i, : len(prompt) + len(resp)] = torch.tensor(prompt + resp)
-        attention[i, : len(prompt) + len(resp)] = 1
-        response[i, len(prompt) : len(prompt) + len(resp)] = 1
-    return ids, attention, response

@@ -35,6 +35,26 @@ class PairLogps:
     chosen_tokens: Tensor
     rejected_tokens: Tensor
 
+    @classmethod
+    def from_rows(cls, sums: Tensor, counts: Tensor, ref: Tensor | None) -> PairLogps:
+        """Split (2B,) per-row values of a collated batch, rows [chosen; rejected], into B pairs.
+
+        Args:
+            sums: (2B,) policy sequence log-probs.
+            counts: (2B,) response token counts.
+            ref: (2B,) reference sequence log-probs (cast to `sums`' dtype), or None.
+        """
+        b = sums.shape[0] // 2
+        ref = None if ref is None else ref.to(sums.dtype)
+        return cls(
+            policy_chosen=sums[:b],
+            policy_rejected=sums[b:],
+            ref_chosen=None if ref is None else ref[:b],
+            ref_rejected=None if ref is None else ref[b:],
+            chosen_tokens=counts[:b],
+            rejected_tokens=counts[b:],
+        )
+
     def log_ratios(self, per_token: bool = False) -> tuple[Tensor, Tensor]:
         """Return (B,) log pi/pi_ref of chosen and rejected; divided by token counts when `per_token`."""
         if self.ref_chosen is None or self.ref_rejected is None:

@@ -85,26 +85,17 @@ class HeldOutPairs:
                 rows = (batch["input_ids"], batch["attention_mask"], batch["response_mask"])
                 sums, counts = response_logps(policy, *rows)
                 ref, _ = response_logps(reference, *rows)
-                b = sums.shape[0] // 2
-                out = objective(
-                    PairLogps(
-                        policy_chosen=sums[:b],
-                        policy_rejected=sums[b:],
-                        ref_chosen=ref[:b].to(sums.dtype),
-                        ref_rejected=ref[b:].to(sums.dtype),
-                        chosen_tokens=counts[:b],
-                        rejected_tokens=counts[b:],
-                    )
-                )
+                logps = PairLogps.from_rows(sums, counts, ref)
+                out = objective(logps)
                 metrics.update(
                     losses=out.losses,
                     chosen_rewards=out.chosen_rewards,
                     rejected_rewards=out.rejected_rewards,
-                    policy_chosen=sums[:b],
-                    policy_rejected=sums[b:],
+                    policy_chosen=logps.policy_chosen,
+                    policy_rejected=logps.policy_rejected,
                 )
-                logratio_sum += float((sums[:b] - ref[:b].to(sums.dtype)).double().sum())
-                pairs += b
+                logratio_sum += float((logps.policy_chosen - logps.ref_chosen).double().sum())
+                pairs += logps.policy_chosen.shape[0]
         finally:
             policy.train(was_training[0]), reference.train(was_training[1])
         values = {k: float(v) for k, v in metrics.compute().items()}
