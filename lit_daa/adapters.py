@@ -29,3 +29,22 @@ class LoRA:
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, config)
+
+
+def enable_activation_checkpointing(model: nn.Module) -> None:
+    """Recompute each transformer block in the backward pass (transformers' own per-layer checkpointing).
+
+    The non-reentrant form is used: it needs no input that requires grad (the embeddings of a LoRA or QLoRA base
+    are frozen) and composes with FSDP2.
+    """
+    enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
+        model, "gradient_checkpointing_enable", None
+    )
+    if enable is None or not getattr(model, "supports_gradient_checkpointing", False):
+        from lit_daa.errors import InputError
+
+        raise InputError(f"model.activation_checkpointing: {type(model).__name__} does not support it")
+    if enable.__name__ == "activation_checkpointing_enable":
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:  # transformers before 5.x
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})

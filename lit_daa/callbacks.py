@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
+
+from lit_daa.export import export_policy
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -17,8 +18,9 @@ def run_dir(trainer: Trainer) -> Path:
 class ExportPolicy(Callback):
     """At the end of fit, save the policy (and tokenizer) with `save_pretrained` into `<run dir>/<dirname>`.
 
-    A LoRA policy is saved merged into its base weights, so `AutoModelForCausalLM.from_pretrained` loads it
-    without peft; its adapters alone go to `<dirname>-adapter`.
+    See `lit_daa.export`: a LoRA or QLoRA policy is saved merged (QLoRA's 4-bit base dequantized) so that
+    `AutoModelForCausalLM.from_pretrained` loads it without peft, with its adapters alone in `<dirname>-adapter`;
+    a sharded policy is gathered to rank 0.
 
     Args:
         dirname: folder name under the Trainer's default_root_dir.
@@ -28,31 +30,27 @@ class ExportPolicy(Callback):
     def __init__(self, dirname: str = "hf_policy", enabled: bool = True) -> None:
         self.dirname = dirname
         self.enabled = enabled
-        self.saved_to: Path | None = None
+        self.saved: dict[str, Path] = {}
 
-    @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Every rank takes part: gathering a sharded policy is collective. Rank 0 writes.
         if not self.enabled or trainer.interrupted:
             return
-        target = run_dir(trainer) / self.dirname
-        save_hf_policy(pl_module, target)
-        self.saved_to = target
+        self.saved = save_hf_policy(trainer, pl_module, run_dir(trainer) / self.dirname)
 
 
-def save_hf_policy(pl_module: LightningModule, target: Path) -> None:
-    """Save `pl_module.policy` and its tokenizer with `save_pretrained` into `target`.
+def save_hf_policy(trainer: Trainer, pl_module: LightningModule, target: Path) -> dict[str, Path]:
+    """Export `pl_module.policy` and its tokenizer to `target` (see `lit_daa.export.export_policy`).
 
-    A peft policy: its adapters go to `<target>-adapter` and the weights merged into the base go to `target`
-    (not possible for a 4-bit base, which keeps the adapters only).
+    Call on every rank; returns what global rank 0 wrote ({} on the others): "policy" and, for peft, "adapter".
     """
-    policy = pl_module.policy
-    if hasattr(policy, "merge_and_unload"):
-        policy.save_pretrained(target.with_name(target.name + "-adapter"))
-        if not getattr(policy.base_model.model, "is_loaded_in_4bit", False):
-            copy.deepcopy(policy).merge_and_unload().save_pretrained(target)
-    else:
-        policy.save_pretrained(target)
-    pl_module.tokenizer.save_pretrained(target)
+    return export_policy(pl_module.policy, pl_module.tokenizer, target, trainer.global_rank)
+
+
+EXPORT_LABELS = {
+    "policy": "policy (Hugging Face format)",
+    "adapter": "LoRA adapter (peft)",
+}
 
 
 class FinalReport(Callback):
@@ -71,6 +69,9 @@ class FinalReport(Callback):
         if trainer.logger is not None and trainer.logger.log_dir:
             lines.append(f"  logs (TensorBoard): {trainer.logger.log_dir}")
         for cb in trainer.callbacks:
-            if isinstance(cb, ExportPolicy) and cb.saved_to is not None:
-                lines.append(f"  policy (Hugging Face format): {cb.saved_to}")
+            if isinstance(cb, ExportPolicy):
+                for what, folder in cb.saved.items():
+                    # only what was written: a folder is named here only if it holds a model or an adapter
+                    if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
+                        lines.append(f"  {EXPORT_LABELS[what]}: {folder}")
         print("\n".join(lines), flush=True)

@@ -131,7 +131,7 @@ class IntraEpochCheckpoints(Callback):
     run resumed with `--ckpt_path` saves the checkpoints it has not saved yet and leaves existing folders alone.
     A folder appears only complete (written aside, then renamed), so a run killed while saving leaves none.
     A LoRA policy is saved merged (as `ExportPolicy` does), its adapters beside it in `<folder>-adapter`.
-    Saving happens on global rank 0 from its copy of the policy, so sharded (FSDP) policies are not supported.
+    Every rank takes part in saving (a sharded policy is gathered to rank 0, see `lit_daa.export`); rank 0 writes.
 
     Args:
         fractions: fractions of one epoch's pairs, each in (0, 1]. Default: four inside the epoch and its end,
@@ -172,27 +172,32 @@ class IntraEpochCheckpoints(Callback):
     ) -> None:
         # Called after every micro-batch; global_step has already counted this batch's optimizer step, if any.
         info = self.targets.get(trainer.global_step)
-        if info is None or not trainer.is_global_zero:
+        if info is None:
             return
         target = self.folder(trainer) / info.folder_name
-        if target.is_dir():  # saved earlier in this run, or before the resume
+        # Every rank must agree (gathering a sharded policy is collective); rank 0's file system decides.
+        if trainer.strategy.broadcast(target.is_dir()):  # saved earlier in this run, or before the resume
             return
-        self._save(pl_module, target, info)
-        self.saved.append(target)
+        self._save(trainer, pl_module, target, info)
+        if trainer.is_global_zero:
+            self.saved.append(target)
 
-    def _save(self, pl_module: LightningModule, target: Path, info: CheckpointInfo) -> None:
+    def _save(self, trainer: Trainer, pl_module: LightningModule, target: Path, info: CheckpointInfo) -> None:
         staging = target.parent / f".staging-{target.name}"
-        shutil.rmtree(staging, ignore_errors=True)  # left over from a run killed while saving
-        staging.mkdir(parents=True)
-        save_hf_policy(pl_module, staging / target.name)  # plain, LoRA (merged + adapters) and QLoRA policies
-        (staging / target.name).mkdir(exist_ok=True)
-        (staging / target.name / CHECKPOINT_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
-        adapter = staging / f"{target.name}-adapter"
-        if adapter.is_dir():
-            shutil.rmtree(target.with_name(adapter.name), ignore_errors=True)
-            os.replace(adapter, target.with_name(adapter.name))
-        os.replace(staging / target.name, target)  # last: the folder exists only once it is complete
-        shutil.rmtree(staging, ignore_errors=True)
+        if trainer.is_global_zero:
+            shutil.rmtree(staging, ignore_errors=True)  # left over from a run killed while saving
+            staging.mkdir(parents=True)
+        # plain, LoRA (merged + adapters), QLoRA and sharded policies; every rank gathers, rank 0 writes
+        save_hf_policy(trainer, pl_module, staging / target.name)
+        if trainer.is_global_zero:
+            (staging / target.name / CHECKPOINT_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
+            adapter = staging / f"{target.name}-adapter"
+            if adapter.is_dir():
+                shutil.rmtree(target.with_name(adapter.name), ignore_errors=True)
+                os.replace(adapter, target.with_name(adapter.name))
+            os.replace(staging / target.name, target)  # last: the folder exists only once it is complete
+            shutil.rmtree(staging, ignore_errors=True)
+        trainer.strategy.barrier("intra-epoch checkpoint")
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[Path, CheckpointInfo]]:

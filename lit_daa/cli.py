@@ -15,6 +15,7 @@ from lit_daa.callbacks import ExportPolicy, FinalReport
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.errors import InputError
 from lit_daa.module import DAAModule, NonFiniteLossError
+from lit_daa.strategies import check_strategy  # also registers --trainer.strategy fsdp2
 
 
 class DAACLI(LightningCLI):
@@ -29,6 +30,10 @@ class DAACLI(LightningCLI):
         )
         parser.add_lightning_class_args(ExportPolicy, "export")
         parser.add_lightning_class_args(FinalReport, "report")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_strategy(config.trainer.strategy)
 
 
 def trainer_defaults() -> dict:

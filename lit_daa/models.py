@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from lit_daa.errors import InputError
+from lit_daa.quantization import FourBit
 from lit_daa.synthetic.model import EMBEDDED_MODELS, embedded_model_path
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -29,27 +30,35 @@ def resolve_model(name_or_path: str, option: str = "model.policy") -> str:
 
 
 def load_causal_lm(
-    name_or_path: str, dtype: str = "float32", option: str = "model.policy", load_in_4bit: bool = False
+    name_or_path: str,
+    dtype: str = "float32",
+    option: str = "model.policy",
+    quantization: FourBit | None = None,
+    device: torch.device | None = None,
 ) -> PreTrainedModel:
     """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure.
 
-    `load_in_4bit` quantises the linear layers to NF4 with bitsandbytes (QLoRA's base), computing in `dtype`.
+    Args:
+        name_or_path: embedded name, local folder or hub id.
+        dtype: dtype of the weights (of the layers that stay unquantized, under `quantization`).
+        option: the config option named in errors.
+        quantization: load the linear layers in 4 bits (QLoRA's base).
+        device: where a quantized model is loaded (`device_map`), so that each rank quantizes onto its own GPU
+            rather than all onto GPU 0; unquantized models load on the CPU and the strategy moves them.
     """
     if dtype not in DTYPES:
         raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
     source = resolve_model(name_or_path, option)
     extra = {}
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        extra["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=DTYPES[dtype]
-        )
+    if quantization is not None:
+        extra["quantization_config"] = quantization.config()
+        extra["device_map"] = {"": device if device is not None else torch.device("cpu")}
     try:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **extra)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{option} '{name_or_path}' could not be loaded as a causal LM ({first})") from None
+    return model if quantization is None else quantization.keep_trainable_layout(model)
 
 
 def load_tokenizer(name_or_path: str, option: str = "model.policy") -> PreTrainedTokenizerBase:

@@ -9,15 +9,17 @@ import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
-from lit_daa.adapters import LoRA
+from lit_daa.adapters import LoRA, enable_activation_checkpointing
 from lit_daa.errors import InputError
-from lit_daa.logps import response_logps
 from lit_daa.metrics import preference_metrics
-from lit_daa.models import load_causal_lm, load_tokenizer
-from lit_daa.objectives import DPO, Objective, ObjectiveOutput, PairLogps
-from lit_daa.reference import choose_reference
+from lit_daa.models import DTYPES, load_causal_lm, load_tokenizer, resolve_model
+from lit_daa.objectives import DPO, Objective
+from lit_daa.quantization import FourBit, require_bitsandbytes
+from lit_daa.reference import Reference, choose_reference
+from lit_daa.scoring import ScoredPairs, score_pairs
+from lit_daa.sharding import sharding_of
 
 
 class NonFiniteLossError(RuntimeError):
@@ -27,17 +29,25 @@ class NonFiniteLossError(RuntimeError):
 class DAAModule(LightningModule):
     """Train a policy with a Direct Alignment Algorithm against a frozen reference.
 
+    The policy and the reference are built in `configure_model` (idempotent), where Lightning's strategies expect
+    them: under `lit_daa.strategies.FSDP2` both are sharded there, block by block.
+
     Args:
         policy: model to train: an embedded name (`embedded:neox-tiny`), a local Hugging Face folder or a hub id.
         reference: the reference model pi_ref; default: the same checkpoint as `policy` (for LoRA: the policy
             with adapters off). Reference-free objectives (SimPO, SFT) load none.
         objective: the DAA loss, e.g. `lit_daa.objectives.DPO` with `beta`.
-        optimizer: optimizer factory (default AdamW; set `lr` in config).
+        optimizer: optimizer factory (default AdamW; set `lr` in config; bitsandbytes' 8-bit and paged optimizers,
+            e.g. `bitsandbytes.optim.PagedAdamW8bit`, are picked the same way by class_path).
         lr_scheduler: optional scheduler factory, stepped every optimizer step (e.g. `lit_daa.schedulers.LinearWarmup`).
         policy_dtype: dtype the policy is loaded in (float32, bfloat16, float16).
         reference_dtype: dtype the reference is loaded in (the paper: half precision).
         lora: LoRA adapters on the policy (peft); None trains all weights.
-        load_in_4bit: load the policy in NF4 4-bit (bitsandbytes) under LoRA, i.e. QLoRA.
+        quantization: load the policy's base weights in 4 bits (`lit_daa.quantization.FourBit`) under LoRA: QLoRA.
+        cached_reference: the batches carry precomputed reference log-probs (`ref_chosen_logps` and
+            `ref_rejected_logps` columns): no reference model is loaded.
+        activation_checkpointing: recompute each transformer block's activations in the backward pass instead of
+            keeping them (less memory, about a third more compute).
         disable_dropout: set every dropout probability of the policy to 0 (as the DPO reference code and TRL do),
             so the log-probs of chosen and rejected are not perturbed differently within one forward.
     """
@@ -52,89 +62,114 @@ class DAAModule(LightningModule):
         policy_dtype: str = "float32",
         reference_dtype: str = "float32",
         lora: LoRA | None = None,
-        load_in_4bit: bool = False,
+        quantization: FourBit | None = None,
+        cached_reference: bool = False,
+        activation_checkpointing: bool = False,
         disable_dropout: bool = True,
     ) -> None:
         super().__init__()
-        if load_in_4bit and lora is None:
-            raise InputError("model.load_in_4bit needs model.lora: 4-bit weights cannot be trained directly")
+        if quantization is not None and lora is None:
+            raise InputError("model.quantization needs model.lora: 4-bit weights cannot be trained directly")
+        if quantization is not None:
+            require_bitsandbytes("model.quantization")
+        for option, dtype in (("model.policy_dtype", policy_dtype), ("model.reference_dtype", reference_dtype)):
+            if dtype not in DTYPES:
+                raise InputError(f"{option} must be one of {sorted(DTYPES)}, got '{dtype}'")
         self.policy_name = policy
+        self.reference_name = reference
+        if reference is not None:  # a wrong name stops the run now, not after the data is tokenized
+            resolve_model(reference, "model.reference")
         self.objective = objective
         self.optimizer_factory: Callable = optimizer
         self.scheduler_factory: Callable | None = lr_scheduler
-        model = load_causal_lm(policy, policy_dtype, "model.policy", load_in_4bit=load_in_4bit)
-        if disable_dropout:
-            for module in model.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = 0.0
-        # from_pretrained returns eval mode and Lightning keeps module modes as they are
-        self.policy = (lora.apply(model) if lora is not None else model).train()
+        self.policy_dtype, self.reference_dtype = policy_dtype, reference_dtype
+        self.lora, self.quantization = lora, quantization
+        self.cached_reference = cached_reference
+        self.activation_checkpointing = activation_checkpointing
+        self.disable_dropout = disable_dropout
+        self.policy: nn.Module | None = None  # built in configure_model
+        self.reference: Reference | None = None
         self.tokenizer = load_tokenizer(policy)
-        self.reference = choose_reference(
-            objective.requires_reference,
-            self.policy,
-            policy,
-            reference,
-            lambda name: load_causal_lm(name, reference_dtype, "model.reference"),
-        )
         self.train_metrics = preference_metrics("train/")
         self.val_metrics = preference_metrics("val/")
         self.test_metrics = preference_metrics("test/")
+        # Checkpoints never hold the reference (Reference.state_dict is empty); loading one must not miss it.
+        self.register_load_state_dict_post_hook(_ignore_missing_reference)
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], *args: Any, **kwargs: Any) -> DAAModule:
-        # The reference is deliberately not a child module (never checkpointed, never optimised), so device and
-        # dtype moves of the LightningModule are forwarded to it here.
-        super()._apply(fn, *args, **kwargs)
-        self.reference.apply(fn)
-        return self
+    def configure_model(self) -> None:
+        """Build the policy and the reference (once), then let a sharding strategy shard both."""
+        if self.policy is not None:  # Lightning calls this hook for every stage; the models are built once
+            return
+        model = load_causal_lm(
+            self.policy_name, self.policy_dtype, "model.policy", self.quantization, device=self._load_device()
+        )
+        if self.disable_dropout:
+            for module in model.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = 0.0
+        if self.activation_checkpointing:
+            enable_activation_checkpointing(model)
+        # from_pretrained returns eval mode and Lightning keeps module modes as they are
+        self.policy = (self.lora.apply(model) if self.lora is not None else model).train()
+        self.reference = choose_reference(
+            self.objective.requires_reference,
+            self.policy,
+            self.policy_name,
+            self.reference_name,
+            lambda name: load_causal_lm(name, self.reference_dtype, "model.reference"),
+            cached=self.cached_reference,
+        )
+        if self._device_mesh is not None:  # a ModelParallelStrategy: shard here, as Lightning expects
+            sharding_of(self.trainer.strategy).shard(self.policy, self.reference.shardable(), self._device_mesh)
 
-    def pair_logps(self, batch: dict[str, Tensor]) -> PairLogps:
-        """Policy (and reference) log-probs of B pairs from a collated batch of 2B rows [chosen; rejected]."""
-        sums, counts = response_logps(self.policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-        return PairLogps.from_rows(sums, counts, self.reference.logps(batch))
+    def _load_device(self) -> torch.device | None:
+        # A 4-bit model is quantized where it is loaded: on this rank's own device (each rank onto its own GPU).
+        if self._trainer is None:
+            return None
+        return self.trainer.strategy.root_device
 
-    def _evaluate(self, batch: dict[str, Tensor]) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
-        logps = self.pair_logps(batch)
-        out = self.objective(logps)
-        values = {
-            "losses": out.losses.detach(),
-            "chosen_rewards": out.chosen_rewards,
-            "rejected_rewards": out.rejected_rewards,
-            "policy_chosen": logps.policy_chosen.detach(),
-            "policy_rejected": logps.policy_rejected.detach(),
-        }
-        return out, values
+    def _score(self, batch: dict[str, Tensor]) -> ScoredPairs:
+        assert self.policy is not None and self.reference is not None, "configure_model() builds the models"
+        return score_pairs(self.policy, self.reference, self.objective, batch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out, values = self._evaluate(batch)
-        if not torch.isfinite(out.loss):
+        scored = self._score(batch)
+        loss = scored.output.loss
+        if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"the training loss became {out.loss.item()} at global step {self.global_step} (batch {batch_idx});"
+                f"the training loss became {loss.item()} at global step {self.global_step} (batch {batch_idx});"
                 " training stopped before the optimizer step, so the last saved checkpoint is intact"
             )
+        values = scored.metric_values()
         b = values["losses"].shape[0]
         self.log_dict(self.train_metrics(**values), on_step=True, on_epoch=False, batch_size=b)
-        self.log("loss", out.loss.detach(), prog_bar=True, logger=False, batch_size=b)
-        return out.loss
+        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=b)
+        return loss
 
     def on_train_epoch_end(self) -> None:
         self.train_metrics.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        _, values = self._evaluate(batch)
+        values = self._score(batch).metric_values()
         self.val_metrics.update(**values)
         self.log_dict(self.val_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
         self.log("val/acc", self.val_metrics["rewards/accuracies"], prog_bar=True, logger=False)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        _, values = self._evaluate(batch)
+        values = self._score(batch).metric_values()
         self.test_metrics.update(**values)
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
 
     def configure_optimizers(self) -> Any:
+        assert self.policy is not None, "configure_model() builds the models"
         params = [p for p in self.policy.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _ignore_missing_reference(module: nn.Module, incompatible: Any) -> None:
+    keys = incompatible.missing_keys
+    keys[:] = [k for k in keys if not k.startswith("reference.")]

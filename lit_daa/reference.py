@@ -1,27 +1,35 @@
 """Where reference log-probs come from. One rule, in `choose_reference`, for every case:
 
-| case                                            | reference                     | extra memory |
-|-------------------------------------------------|-------------------------------|--------------|
-| objective without reference (SimPO, SFT)        | `NoReference`                 | 0            |
-| batch carries precomputed `ref_logps`           | the cache (any reference)     | 0            |
-| peft policy (LoRA/QLoRA), no explicit reference | `AdaptersOff`: policy w/o LoRA | 0            |
-| otherwise                                       | `FrozenCopy` of model.reference (default: model.policy) | 1 model |
+| case                                            | reference                      | extra memory       |
+|-------------------------------------------------|--------------------------------|--------------------|
+| objective without reference (SimPO, SFT)        | `NoReference`                  | 0                  |
+| precomputed cache (`model.cached_reference`)    | `CachedReference`: no model    | 0                  |
+| peft policy (LoRA/QLoRA), no explicit reference | `AdaptersOff`: policy w/o LoRA | 0                  |
+| otherwise                                       | `FrozenCopy` of model.reference (default: model.policy) | 1 model (sharded like the policy) |
 
-A reference is never a child module of the LightningModule: it has no gradients, is not in the optimizer and is
-never written into checkpoints. The LightningModule forwards device/dtype moves to it (`DAAModule._apply`).
+A batch that carries precomputed `ref_logps` uses them in every case that needs a reference.
+
+Every reference is an `nn.Module` child of the LightningModule, so strategies see it: they move it with the
+policy, and `configure_model` shards a frozen copy with FSDP2 like the policy. It is still never trained nor
+saved: its parameters have no gradients (so they are in no optimizer), `train()` leaves it in eval mode, and
+`state_dict()` leaves it out, so checkpoints hold the policy only (`DAAModule` drops the reference's keys from
+the missing keys when a checkpoint is loaded).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from lit_daa.errors import InputError
 from lit_daa.logps import response_logps
 
 
-class Reference:
+class Reference(nn.Module):
     """Base: `logps(batch)` returns (2B,) reference sequence log-probs, or None for reference-free objectives."""
 
     def logps(self, batch: dict[str, Tensor]) -> Tensor | None:
@@ -33,8 +41,17 @@ class Reference:
     def compute(self, batch: dict[str, Tensor]) -> Tensor | None:
         raise NotImplementedError
 
-    def apply(self, fn: Callable[[Tensor], Tensor]) -> None:
-        """Apply a module-level tensor transform (device or dtype move) to whatever this reference holds."""
+    def shardable(self) -> nn.Module | None:
+        """The model a sharding strategy should shard, if this reference holds one of its own."""
+        return None
+
+    def train(self, mode: bool = True) -> Reference:
+        # The reference never trains: Trainer and user calls of .train() leave it (and its dropout) in eval mode.
+        return super().train(False)
+
+    def state_dict(self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> Any:
+        # Never checkpointed: the reference is reloaded from its checkpoint name, so nothing of it is written.
+        return OrderedDict() if destination is None else destination
 
 
 class NoReference(Reference):
@@ -44,32 +61,47 @@ class NoReference(Reference):
         return None
 
 
+class CachedReference(Reference):
+    """Reference log-probs precomputed once and carried by every batch (`ref_logps`): no model is loaded."""
+
+    def compute(self, batch: dict[str, Tensor]) -> Tensor:
+        raise InputError(
+            "model.cached_reference is set, but the batch carries no reference log-probs (the data needs "
+            "ref_chosen_logps and ref_rejected_logps columns)"
+        )
+
+
 class FrozenCopy(Reference):
     """A separately loaded model in eval mode with gradients off (full fine-tuning)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model.eval().requires_grad_(False)
+        super().__init__()
+        self.model = model.requires_grad_(False)
+        self.train(False)
 
     def compute(self, batch: dict[str, Tensor]) -> Tensor:
         sums, _ = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         return sums
 
-    def apply(self, fn: Callable[[Tensor], Tensor]) -> None:
-        self.model._apply(fn)
+    def shardable(self) -> nn.Module:
+        return self.model
 
 
 class AdaptersOff(Reference):
     """The policy itself with its peft adapters disabled: the base model LoRA was put on."""
 
     def __init__(self, policy: nn.Module) -> None:
-        self.policy = policy
+        super().__init__()
+        # Held outside the module tree: the policy is the LightningModule's child already and must stay trainable.
+        self.__dict__["policy"] = policy
 
     def compute(self, batch: dict[str, Tensor]) -> Tensor:
-        was_training = self.policy.training
-        self.policy.eval()  # no dropout in the reference pass
-        with self.policy.disable_adapter():
-            sums, _ = response_logps(self.policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-        self.policy.train(was_training)
+        policy = self.__dict__["policy"]
+        was_training = policy.training
+        policy.eval()  # no dropout in the reference pass
+        with policy.disable_adapter():
+            sums, _ = response_logps(policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+        policy.train(was_training)
         return sums
 
 
@@ -84,10 +116,13 @@ def choose_reference(
     policy_name: str,
     reference_name: str | None,
     load: Callable[[str], nn.Module],
+    cached: bool = False,
 ) -> Reference:
     """The one rule: see the module docstring. `load(name)` loads a model when a frozen copy is needed."""
     if not requires_reference:
         return NoReference()
+    if cached:
+        return CachedReference()
     if reference_name is None and is_peft(policy):
         return AdaptersOff(policy)
     return FrozenCopy(load(reference_name or policy_name))

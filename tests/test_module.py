@@ -33,10 +33,12 @@ def test_loss_rewards_and_accuracy_match_independent_computation() -> None:
     batch = next(iter(dm.train_dataloader()))
     beta = 0.7
     module = DAAModule(objective=DPO(beta))
+    module.configure_model()
     with torch.no_grad():  # move the policy away from the reference so rewards are not all zero
         for p in module.policy.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    out, values = module._evaluate(batch)
+    scored = module._score(batch)
+    out, values = scored.output, scored.metric_values()
 
     ref = module.reference.model
     expected_losses, expected_acc = [], []

@@ -6,11 +6,21 @@ import pytest
 import torch
 
 from lit_daa.adapters import LoRA
+from lit_daa.errors import InputError
 from lit_daa.logps import response_logps
 from lit_daa.models import load_causal_lm
 from lit_daa.module import DAAModule
 from lit_daa.objectives import DPO, SFT, SimPO
-from lit_daa.reference import AdaptersOff, FrozenCopy, NoReference
+from lit_daa.quantization import FourBit
+from lit_daa.reference import AdaptersOff, CachedReference, FrozenCopy, NoReference
+from lit_daa.scoring import score_pairs
+
+
+def built(**options) -> DAAModule:
+    """A DAAModule with its models built, as the Trainer's configure_model call does."""
+    module = DAAModule(**options)
+    module.configure_model()
+    return module
 
 
 def batch() -> dict[str, torch.Tensor]:
@@ -32,13 +42,13 @@ def base_logps() -> torch.Tensor:
 
 @pytest.mark.parametrize("objective", [SimPO(), SFT()])
 def test_reference_free_objectives_load_nothing(objective) -> None:
-    module = DAAModule(objective=objective)
+    module = built(objective=objective)
     assert isinstance(module.reference, NoReference)
     assert module.reference.logps(batch()) is None
 
 
 def test_full_finetuning_gets_a_frozen_copy_outside_the_state_dict() -> None:
-    module = DAAModule(objective=DPO(0.1))
+    module = built(objective=DPO(0.1))
     assert isinstance(module.reference, FrozenCopy)
     assert not any(p.requires_grad for p in module.reference.model.parameters())
     assert not module.reference.model.training
@@ -49,13 +59,13 @@ def test_full_finetuning_gets_a_frozen_copy_outside_the_state_dict() -> None:
 
 
 def test_precomputed_reference_logps_win() -> None:
-    module = DAAModule(objective=DPO(0.1))
+    module = built(objective=DPO(0.1))
     cached = torch.tensor([-1.0, -2.0])
     assert torch.equal(module.reference.logps({**batch(), "ref_logps": cached}), cached)
 
 
 def test_lora_policy_uses_itself_with_adapters_off_and_trains_only_adapters() -> None:
-    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4, alpha=8))
+    module = built(objective=DPO(0.1), lora=LoRA(r=4, alpha=8))
     assert isinstance(module.reference, AdaptersOff)
     # LoRA B starts at zero, so move the adapters first: the reference must still be the base model
     for name, p in module.policy.named_parameters():
@@ -70,15 +80,52 @@ def test_lora_policy_uses_itself_with_adapters_off_and_trains_only_adapters() ->
 
 
 def test_explicit_reference_beside_lora_is_a_frozen_copy() -> None:
-    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4), reference="embedded:neox-tiny")
+    module = built(objective=DPO(0.1), lora=LoRA(r=4), reference="embedded:neox-tiny")
     assert isinstance(module.reference, FrozenCopy)
 
 
 def test_qlora_4bit_policy_trains_on_cpu() -> None:
     pytest.importorskip("bitsandbytes")
-    module = DAAModule(objective=DPO(0.1), lora=LoRA(r=4), load_in_4bit=True)
+    module = built(objective=DPO(0.1), lora=LoRA(r=4), quantization=FourBit(compute_dtype="float32"))
     assert isinstance(module.reference, AdaptersOff)
-    out, _ = module._evaluate(batch())
+    out = score_pairs(module.policy, module.reference, module.objective, batch()).output
     out.loss.backward()
     grads = [p.grad for n, p in module.policy.named_parameters() if "lora_A" in n]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_cached_reference_loads_no_model_and_names_the_missing_columns() -> None:
+    module = built(objective=DPO(0.1), cached_reference=True)
+    assert isinstance(module.reference, CachedReference)
+    assert not list(module.reference.parameters())
+    cached = torch.tensor([-1.0, -2.0])
+    assert torch.equal(module.reference.logps({**batch(), "ref_logps": cached}), cached)
+    with pytest.raises(InputError, match="ref_chosen_logps and ref_rejected_logps"):
+        module.reference.logps(batch())
+
+
+def test_reference_is_a_child_module_but_never_trained_nor_saved() -> None:
+    module = built(objective=DPO(0.1))
+    # visible to strategies: a child, so device/dtype moves and sharding reach it
+    assert any(child is module.reference for child in module.children())
+    module.train()
+    assert module.policy.training and not module.reference.model.training
+    assert not any(k.startswith("reference.") for k in module.state_dict())
+    # a checkpoint without the reference loads strictly into a module that has one
+    other = built(objective=DPO(0.1))
+    with torch.no_grad():
+        for p in module.policy.parameters():
+            p.add_(0.01)
+    assert not other.load_state_dict(module.state_dict(), strict=True).missing_keys
+    assert all(torch.equal(a, b) for a, b in zip(module.policy.parameters(), other.policy.parameters(), strict=True))
+    # ... and a truly missing policy key is still reported
+    partial = {k: v for k, v in module.state_dict().items() if not k.endswith("embed_in.weight")}
+    with pytest.raises(RuntimeError, match="embed_in"):
+        other.load_state_dict(partial, strict=True)
+
+
+def test_configure_model_is_idempotent() -> None:
+    module = built(objective=DPO(0.1))
+    policy, reference = module.policy, module.reference
+    module.configure_model()
+    assert module.policy is policy and module.reference is reference

@@ -15,10 +15,11 @@ from torch import nn
 
 from lit_daa.cli import DAACLI, trainer_defaults
 from lit_daa.data.datamodule import PreferenceDataModule
-from lit_daa.logps import response_logps
 from lit_daa.metrics import preference_metrics
 from lit_daa.module import DAAModule
-from lit_daa.objectives import Objective, PairLogps
+from lit_daa.objectives import Objective
+from lit_daa.reference import FrozenCopy
+from lit_daa.scoring import score_pairs
 
 
 class _ParseOnlyCLI(DAACLI):
@@ -78,26 +79,18 @@ class HeldOutPairs:
         metrics = preference_metrics("val/").to(device)
         logratio_sum, pairs = 0.0, 0
         was_training = policy.training, reference.training
-        policy.eval(), reference.eval()
+        policy.eval()
+        frozen = FrozenCopy(reference)  # the rule's frozen-copy case: scored for every objective
         try:
             for batch in loader:
                 batch = {k: v.to(device) for k, v in batch.items()}
-                rows = (batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-                sums, counts = response_logps(policy, *rows)
-                ref, _ = response_logps(reference, *rows)
-                logps = PairLogps.from_rows(sums, counts, ref)
-                out = objective(logps)
-                metrics.update(
-                    losses=out.losses,
-                    chosen_rewards=out.chosen_rewards,
-                    rejected_rewards=out.rejected_rewards,
-                    policy_chosen=logps.policy_chosen,
-                    policy_rejected=logps.policy_rejected,
-                )
+                scored = score_pairs(policy, frozen, objective, batch)
+                metrics.update(**scored.metric_values())
+                logps = scored.logps
                 logratio_sum += float((logps.policy_chosen - logps.ref_chosen).double().sum())
                 pairs += logps.policy_chosen.shape[0]
         finally:
-            policy.train(was_training[0]), reference.train(was_training[1])
+            policy.train(was_training[0]), frozen.model.train(was_training[1])
         values = {k: float(v) for k, v in metrics.compute().items()}
         return {
             "val_accuracy": values["val/rewards/accuracies"],

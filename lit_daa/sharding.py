@@ -1,0 +1,115 @@
+"""FSDP2 (`torch.distributed.fsdp.fully_shard`) applied to the policy and the frozen reference.
+
+Each transformer block is its own FSDP unit, then the root (embeddings, final norm, LM head) is one: a block's
+parameters are all-gathered just before it runs and freed after, so a rank holds its 1/N shard of each model plus
+one or two gathered blocks at a time. The reference is sharded the same way with its own mixed-precision policy and
+always resharded after its forward, since it never runs a backward that would reuse the gathered weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from lit_daa.errors import InputError
+from lit_daa.models import DTYPES
+from lit_daa.quantization import is_4bit
+
+
+def transformer_blocks(model: nn.Module, block_class: str | None = None) -> list[nn.Module]:
+    """The model's transformer blocks: modules whose class is `block_class` or in `_no_split_modules`.
+
+    Hugging Face models list the classes that must not be split across devices in `_no_split_modules`
+    (`GPTNeoXLayer`, `LlamaDecoderLayer`, ...): exactly the per-block units FSDP should shard by.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = {block_class} if block_class else set(getattr(base, "_no_split_modules", None) or ())
+    blocks = [m for m in model.modules() if type(m).__name__ in names]
+    if not blocks:
+        found = f"its _no_split_modules are {sorted(names)}" if names else "it lists no _no_split_modules"
+        raise InputError(
+            f"cannot find the transformer blocks of {type(base).__name__} to shard ({found}, and no module has "
+            "that class); name the block class with --trainer.strategy.block_class"
+        )
+    return blocks
+
+
+def _dtype(value: str | None, option: str) -> Any:
+    if value is None:
+        return None
+    if value not in DTYPES:
+        raise InputError(f"trainer.strategy.{option} must be one of {sorted(DTYPES)} or null, got '{value}'")
+    return DTYPES[value]
+
+
+@dataclass
+class FSDP2Sharding:
+    """How `configure_model` shards the policy and the reference with FSDP2.
+
+    Args:
+        param_dtype: dtype the policy's gathered parameters compute in (None: their stored dtype).
+        reduce_dtype: dtype of the gradient reduce-scatter (float32 keeps the sum exact).
+        reference_param_dtype: dtype the reference's gathered parameters compute in.
+        reshard_after_forward: free the policy's gathered blocks after the forward (gather again for the backward).
+        cpu_offload: keep parameter shards, gradients and optimizer state in CPU memory (GPUs only).
+        block_class: class name of the transformer block; None: read from the model's `_no_split_modules`.
+    """
+
+    param_dtype: str | None = "bfloat16"
+    reduce_dtype: str | None = "float32"
+    reference_param_dtype: str | None = "bfloat16"
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+    block_class: str | None = None
+
+    def __post_init__(self) -> None:
+        for option in ("param_dtype", "reduce_dtype", "reference_param_dtype"):
+            _dtype(getattr(self, option), option)
+
+    def shard(self, policy: nn.Module, reference: nn.Module | None, mesh: Any) -> None:
+        """Shard `policy` and `reference` (when it is a model of its own) over the data-parallel ranks of `mesh`."""
+        from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy
+
+        if "tensor_parallel" in (mesh.mesh_dim_names or ()) and mesh["tensor_parallel"].size() > 1:
+            raise InputError(
+                "lit-daa shards with FSDP2 over data-parallel ranks only; use --trainer.strategy fsdp2 "
+                "(lit_daa.strategies.FSDP2Strategy), or ModelParallelStrategy with tensor_parallel_size 1"
+            )
+        if is_4bit(policy):
+            raise InputError(
+                "4-bit QLoRA cannot be sharded with FSDP2 here (bitsandbytes' packed weights are not DTensors); "
+                "train QLoRA on one GPU per run, or use --trainer.strategy ddp"
+            )
+        data_parallel = mesh["data_parallel"] if "data_parallel" in (mesh.mesh_dim_names or ()) else mesh
+        if self.cpu_offload and data_parallel.device_type != "cuda":
+            raise InputError("trainer.strategy.cpu_offload needs CUDA devices (it moves shards between GPU and CPU)")
+        offload = CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy()
+        policy_mp = MixedPrecisionPolicy(
+            param_dtype=_dtype(self.param_dtype, "param_dtype"), reduce_dtype=_dtype(self.reduce_dtype, "reduce_dtype")
+        )
+        _fully_shard(policy, data_parallel, policy_mp, self.reshard_after_forward, offload, self.block_class)
+        if reference is not None:
+            reference_mp = MixedPrecisionPolicy(param_dtype=_dtype(self.reference_param_dtype, "reference_param_dtype"))
+            _fully_shard(reference, data_parallel, reference_mp, True, offload, self.block_class)
+
+
+def _fully_shard(
+    model: nn.Module, mesh: Any, mp_policy: Any, reshard_after_forward: bool, offload: Any, block_class: str | None
+) -> None:
+    from torch.distributed.fsdp import fully_shard
+
+    for block in transformer_blocks(model, block_class):
+        fully_shard(
+            block, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=reshard_after_forward, offload_policy=offload
+        )
+    # The root unit holds the embeddings, final norm and LM head; its forward ends the model's, so keeping it
+    # gathered saves one all-gather for the backward at the cost of its (small relative to the blocks) size.
+    fully_shard(model, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=False, offload_policy=offload)
+
+
+def sharding_of(strategy: Any) -> FSDP2Sharding:
+    """The sharding a ModelParallelStrategy asks for: `FSDP2Strategy`'s options, or the defaults."""
+    sharding = getattr(strategy, "sharding", None)
+    return sharding if isinstance(sharding, FSDP2Sharding) else FSDP2Sharding()

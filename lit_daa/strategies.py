@@ -1,0 +1,87 @@
+"""`FSDP2Strategy`: Lightning's ModelParallelStrategy set up for fully sharded data parallelism over every rank.
+
+`--trainer.strategy fsdp2` (or `lit_daa.strategies.FSDP2Strategy` by class_path, to set its options) shards the
+policy and the reference with FSDP2 in `DAAModule.configure_model` (see `lit_daa.sharding`). Every process is a
+data-parallel rank, whatever the nodes and devices per node; Lightning's own FSDP1 (`strategy="fsdp"`) is not used.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
+
+from lit_daa.errors import InputError
+from lit_daa.sharding import FSDP2Sharding
+
+SUPPORTED_DEVICES = ("cuda", "cpu")
+
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """FSDP2 over all ranks (`num_nodes` x `devices`), with sharded (distributed) checkpoints by default.
+
+    Args:
+        param_dtype: dtype the policy computes in (gathered parameters); None: the dtype it is stored in.
+        reduce_dtype: dtype of the gradient reduce-scatter.
+        reference_param_dtype: dtype the reference computes in.
+        reshard_after_forward: free the policy's gathered blocks between its forward and backward.
+        cpu_offload: keep shards, gradients and optimizer state in CPU memory (GPUs only).
+        block_class: class name of the transformer block; None: from the model's `_no_split_modules`.
+        save_distributed_checkpoint: each rank writes its shard (a folder `last.ckpt/`); False gathers one file on
+            rank 0. Either resumes at the same world size; a distributed checkpoint also reshards to another one
+            at an epoch boundary.
+        process_group_backend: None: nccl on CUDA, gloo on CPU.
+    """
+
+    def __init__(
+        self,
+        param_dtype: str | None = "bfloat16",
+        reduce_dtype: str | None = "float32",
+        reference_param_dtype: str | None = "bfloat16",
+        reshard_after_forward: bool = True,
+        cpu_offload: bool = False,
+        block_class: str | None = None,
+        save_distributed_checkpoint: bool = True,
+        process_group_backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            data_parallel_size="auto",
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+        )
+        self.sharding = FSDP2Sharding(
+            param_dtype, reduce_dtype, reference_param_dtype, reshard_after_forward, cpu_offload, block_class
+        )
+
+    def _configure_launcher(self) -> None:
+        # Runs in the launching process before any rank starts: the place to refuse a device FSDP2 cannot use.
+        device = self.parallel_devices[0] if self.parallel_devices else None
+        if device is not None and device.type not in SUPPORTED_DEVICES:
+            raise InputError(
+                f"trainer.strategy fsdp2 runs on CUDA GPUs or CPUs, not on '{device.type}' "
+                "(use --trainer.accelerator gpu or cpu)"
+            )
+        super()._configure_launcher()
+
+    def setup_environment(self) -> None:
+        # Every process is a data-parallel rank: FSDP shards over all of them (ModelParallelStrategy's "auto"
+        # would make each node one data-parallel rank and split within nodes by tensor parallelism).
+        self._data_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
+
+
+if "fsdp2" not in StrategyRegistry:
+    StrategyRegistry.register(
+        "fsdp2", FSDP2Strategy, description="FSDP2 over every rank: policy and reference sharded per block"
+    )
+
+
+def check_strategy(value: object) -> None:
+    """Refuse, in one sentence, a `trainer.strategy` that lit-daa cannot shard its two models with."""
+    name = value if isinstance(value, str) else getattr(value, "class_path", None) or type(value).__name__
+    name = str(name)
+    fsdp1 = name.startswith("fsdp") and name != "fsdp2" or name.rsplit(".", 1)[-1] == "FSDPStrategy"
+    if fsdp1:
+        raise InputError(
+            f"trainer.strategy '{name}' is Lightning's FSDP1, which lit-daa does not use: shard the policy and the "
+            "reference with FSDP2 instead (--trainer.strategy fsdp2, or --config configs/presets/fsdp.yaml)"
+        )
