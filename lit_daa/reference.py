@@ -2,9 +2,9 @@
 
 | case                                            | reference                                   | extra memory      |
 |-------------------------------------------------|---------------------------------------------|-------------------|
-| objective without reference (SimPO, SFT)        | `NoReference`                               | 0            |
-| precomputed cache (`model.cached_reference`)    | `CachedReference`: no model                 | 0            |
-| peft policy (LoRA/QLoRA), no explicit reference | `AdaptersOff`: the policy without LoRA      | 0            |
+| objective without reference (SimPO, SFT)        | `NoReference`                               | 0                 |
+| precomputed cache (`model.cached_reference`)    | `CachedReference`: no model                 | 0                 |
+| peft policy (LoRA/QLoRA), no explicit reference | `AdaptersOff`: the policy without LoRA      | 0                 |
 | otherwise                                       | `FrozenCopy` of model.reference (or policy) | 1 model (sharded) |
 
 A batch that carries precomputed `ref_logps` uses them in every case that needs a reference.
