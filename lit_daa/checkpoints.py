@@ -26,6 +26,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DistributedSampler
 
 from lit_daa.callbacks import run_dir, save_hf_policy
 from lit_daa.errors import InputError
@@ -113,8 +114,11 @@ class EpochGeometry:
         accumulate = trainer.accumulate_grad_batches
         dataset = getattr(datamodule, "train_dataset", None) or getattr(loader, "dataset", None)
         served = batches * batch_pairs * ranks  # what the loop serves; smaller under limit_train_batches
-        # Samplers pad to a multiple of the ranks, so the dataset length (when known) is the true epoch.
-        epoch_pairs = min(len(dataset), served) if dataset is not None else served
+        sampler = getattr(loader, "sampler", None)
+        if isinstance(sampler, DistributedSampler):  # the rows the ranks share out (without repeats for ours)
+            epoch_pairs = min(sampler.total_size, len(sampler.dataset), served)
+        else:
+            epoch_pairs = min(len(dataset), served) if dataset is not None else served
         return cls(
             epoch_pairs=epoch_pairs,
             pairs_per_step=batch_pairs * accumulate * ranks,

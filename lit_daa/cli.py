@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     # main(argv) is how tests and sweeps call the CLI in-process; the warning about args beside sys.argv is moot
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # the frozen reference is in eval mode on purpose (reference.py); Lightning's notice about it is noise
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     if not argv or argv[0] in ("-h", "--help"):
         # LightningCLI's help lists only the Trainer's subcommands; name lit-daa's own first.
         print(f"lit-daa commands: fit, validate, test, predict (Lightning) and {', '.join(EXTRA_COMMANDS)};")

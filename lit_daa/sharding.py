@@ -104,9 +104,10 @@ def _fully_shard(
         fully_shard(
             block, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=reshard_after_forward, offload_policy=offload
         )
-    # The root unit holds the embeddings, final norm and LM head; its forward ends the model's, so keeping it
-    # gathered saves one all-gather for the backward at the cost of its (small relative to the blocks) size.
-    fully_shard(model, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=False, offload_policy=offload)
+    # The root unit holds the embeddings, final norm and LM head (a large share of a small model's weights).
+    fully_shard(
+        model, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=reshard_after_forward, offload_policy=offload
+    )
 
 
 def sharding_of(strategy: Any) -> FSDP2Sharding:

@@ -21,6 +21,8 @@ class PreferenceCollator:
     - `response_mask` BoolTensor (2B, T): True at response tokens (EOS included), False at prompt and padding.
     - `index` LongTensor (B,): the pairs' row indices in their source split.
     - `ref_logps` FloatTensor (2B,): [ref_chosen; ref_rejected], only when the rows carry both columns.
+    - `valid` BoolTensor (B,): only when some rows carry `valid = False` (they pad a rank's share of an evaluation
+      set, see `lit_daa.data.eval_shards`, and are left out of metrics).
 
     Example with pad_token_id 0 and two pairs (EOS = 2)::
 
@@ -61,6 +63,8 @@ class PreferenceCollator:
             "response_mask": response_mask,
             "index": torch.tensor([int(r["index"]) for r in rows], dtype=torch.long),
         }
+        if not all(r.get("valid", True) for r in rows):  # rows padding a rank's share of an evaluation set
+            batch["valid"] = torch.tensor([bool(r.get("valid", True)) for r in rows], dtype=torch.bool)
         has_ref = ["ref_chosen_logps" in r and "ref_rejected_logps" in r for r in rows]
         if any(has_ref):
             if not all(has_ref):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -14,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lit_daa.data.bad_rows import SplitReport, settle_bad_rows
 from lit_daa.data.collate import PreferenceCollator
+from lit_daa.data.eval_shards import EvalShardSampler, padded_for_ranks
 from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
 from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
@@ -182,15 +184,9 @@ class PreferenceDataModule(LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         dataset = self._require(self.train_dataset)
-        # Shard by the data-parallel ranks the strategy reports (None on one device).
-        shards = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
-        sampler = ResumableSampler(
-            dataset,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            num_replicas=shards.get("num_replicas", 1),
-            rank=shards.get("rank", 0),
-        )
+        ranks, rank = self._shard()
+        sampler = ResumableSampler(dataset, batch_size=self.batch_size, seed=self.seed, num_replicas=ranks, rank=rank)
+        self._check_val_interval(math.ceil(sampler.num_samples / self.batch_size))
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -199,6 +195,24 @@ class PreferenceDataModule(LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _check_val_interval(self, batches: int) -> None:
+        """Refuse, before training, a `val_check_interval` in batches that one epoch never reaches."""
+        trainer = self.trainer
+        if trainer is None or trainer.check_val_every_n_epoch is None:  # None: the interval spans epochs
+            return
+        interval = trainer.val_check_interval
+        limit = trainer.limit_train_batches
+        if isinstance(limit, int):
+            batches = min(batches, limit)
+        elif isinstance(limit, float):
+            batches = int(batches * limit)
+        if isinstance(interval, int) and interval > batches:
+            raise InputError(
+                f"trainer.val_check_interval {interval} is longer than the epoch ({batches} training batches of "
+                f"{self.batch_size} pairs per device); give at most {batches}, a fraction such as 0.25, or "
+                "--trainer.check_val_every_n_epoch null to count it across epochs"
+            )
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader()
@@ -211,13 +225,20 @@ class PreferenceDataModule(LightningDataModule):
         self._require(self.train_dataset)
         if self.val_dataset is None:
             return []  # Lightning reads an empty list as "no validation"
+        ranks, rank = self._shard()
+        rows = padded_for_ranks(self.val_dataset, ranks)  # each pair counted once over all ranks
         return DataLoader(
-            self.val_dataset,
+            rows,
             batch_size=self.eval_batch_size,
-            shuffle=False,
+            sampler=EvalShardSampler(rows, num_replicas=ranks, rank=rank),
             collate_fn=self.collator,
             num_workers=self.num_workers,
         )
+
+    def _shard(self) -> tuple[int, int]:
+        """(data-parallel ranks, this rank) as the strategy reports them; (1, 0) without a distributed Trainer."""
+        shards = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
+        return shards.get("num_replicas", 1), shards.get("rank", 0)
 
     def _require(self, dataset: Dataset | None) -> Dataset:
         if dataset is None:

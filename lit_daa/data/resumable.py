@@ -46,8 +46,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class ResumableSampler(DistributedSampler):
     """This rank's share of a (seed, epoch) permutation of the rows, with the loader's position in the epoch.
 
-    It subclasses `DistributedSampler` (and does the rank sharding itself, padding like it) so that Lightning's
-    automatic sampler injection leaves it in place under DDP/FSDP. Driven by `ResumableDataLoader`.
+    It subclasses `DistributedSampler` (and does the rank sharding itself) so that Lightning's automatic sampler
+    injection leaves it in place under DDP/FSDP. Driven by `ResumableDataLoader`.
+
+    Ranks never see a pair twice in one epoch: with R ranks the last n mod R rows of each epoch's permutation
+    are left out (a different few each epoch) rather than padded with repeats, so that every rank takes the same
+    number of steps and no pair weighs twice in the gradient or the metrics.
 
     Args:
         dataset: the rows (only its length is used).
@@ -67,7 +71,11 @@ class ResumableSampler(DistributedSampler):
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        if len(dataset) < num_replicas:
+            raise InputError(
+                f"the training data has {len(dataset)} pairs, fewer than the {num_replicas} data-parallel ranks"
+            )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.batches_done = 0  # batches of `self.epoch` handed out by the loader
         self._continue = True  # the next iteration continues `self.epoch`; False: it starts the next epoch
@@ -108,9 +116,7 @@ class ResumableSampler(DistributedSampler):
             order = torch.randperm(n, generator=generator).tolist()
         else:
             order = list(range(n))
-        # Pad by repeating rows so that every rank gets the same number (as DistributedSampler does).
-        padding = self.total_size - n
-        order += (order * math.ceil(padding / n))[:padding] if padding > 0 else []
+        # total_size = (n // ranks) * ranks: the permutation's tail beyond it is this epoch's left-out rows
         return order[self.rank : self.total_size : self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:

@@ -1,0 +1,142 @@
+"""Two CPU processes over gloo through the real CLI: FSDP2 (policy and reference sharded) and DDP.
+
+Checked against independent computations: a 1-process run on the same global batch (FSDP2), an uninterrupted run
+(resume after SIGKILL), `from_pretrained` (the gathered export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+FP32_FSDP2 = [
+    "--trainer.strategy=lit_daa.strategies.FSDP2Strategy",
+    "--trainer.strategy.param_dtype=float32",
+    "--trainer.strategy.reference_param_dtype=float32",
+]
+
+
+def fit(root: Path, *extra: str, devices: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`lit-daa fit` on 96 quickstart pairs (global batch 8 = devices x per-device batch), as a user runs it."""
+    command = [
+        sys.executable,
+        "-m",
+        "lit_daa.cli",
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "quickstart.yaml"),
+        "--trainer.accelerator=cpu",
+        f"--trainer.devices={devices}",
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.logger.init_args.save_dir={root}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--data.source.init_args.num_train=96",
+        "--data.source.init_args.num_val=30",  # not a multiple of 2 x batch: the padded eval rows must not count
+        f"--data.batch_size={8 // devices}",
+        "--data.eval_batch_size=8",
+        *extra,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def scalars(root: Path, tag: str) -> dict[int, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(root / "tensorboard"))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+def weights(root: Path) -> dict[str, torch.Tensor]:
+    return load_file(root / "hf_policy" / "model.safetensors")
+
+
+def kill_at(step: int) -> str:
+    return '--trainer.callbacks+={"class_path": "plugins.probes.KillAtStep", "init_args": {"step": %d}}' % step
+
+
+def test_fsdp2_shards_both_models_and_matches_one_process(tmp_path: Path) -> None:
+    steps = ["--trainer.max_steps=6", "--trainer.val_check_interval=3"]
+    probe = '--trainer.callbacks+={"class_path": "plugins.probes.ShardProbe", "init_args": {"out_dir": "%s"}}'
+    two = fit(tmp_path / "two", *FP32_FSDP2, *steps, probe % (tmp_path / "probe"), devices=2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = fit(tmp_path / "one", *steps)
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    for rank in (0, 1):
+        info = json.loads((tmp_path / "probe" / f"rank{rank}.json").read_text())
+        for name in ("policy", "reference"):
+            held = info[name]
+            # every block plus the root is an FSDP unit, and each rank keeps about half of every weight
+            assert held["root_is_fsdp"] and held["all_dtensor"] and held["fsdp_units"] == 3, (name, held)
+            assert held["local_numel"] <= held["full_numel"] // 2 + 64, (name, held)
+        assert info["reference"]["trainable"] == 0 and info["policy"]["trainable"] > 0
+
+    # validation metrics are exact over ranks (30 pairs, not 32 with padding) and equal the 1-process run's
+    for tag in ("val/loss", "val/rewards/accuracies", "val/logps/chosen"):
+        a, b = scalars(tmp_path / "one", tag), scalars(tmp_path / "two", tag)
+        assert a.keys() == b.keys() and len(a) == 2
+        for step in a:
+            assert abs(a[step] - b[step]) < 1e-5 * max(1.0, abs(a[step])), (tag, step, a[step], b[step])
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        assert torch.allclose(w1[key], w2[key], atol=1e-5, rtol=0), key
+
+    # the export was gathered from the shards into a plain model that loads without lit-daa
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "hf_policy")
+    assert sum(p.numel() for p in model.parameters()) == info["policy"]["full_numel"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", [FP32_FSDP2, ["--trainer.strategy=ddp"]], ids=["fsdp2", "ddp"])
+def test_two_process_resume_after_sigkill_is_exact(tmp_path: Path, strategy: list[str]) -> None:
+    run = ["--trainer.max_steps=10", "--trainer.val_check_interval=5", "--checkpoint.every_n_train_steps=4"]
+    straight = fit(tmp_path / "a", *strategy, *run, devices=2)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = fit(tmp_path / "b", *strategy, *run, kill_at(6), devices=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").exists()
+    assert not (tmp_path / "b" / "hf_policy").exists()
+
+    if "ddp" in strategy[0]:
+        # the same checkpoint on one device would train another order of pairs: refused in one sentence
+        other = fit(tmp_path / "b", *strategy[:0], *run, "--ckpt_path=last", devices=1)
+        assert other.returncode == 2
+        assert "resume with the same data, data.batch_size, data.seed and devices" in other.stderr
+        assert "Traceback" not in other.stderr
+
+    resumed = fit(tmp_path / "b", *strategy, *run, "--ckpt_path=last", devices=2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "global step: 10" in resumed.stdout and "global step: 10" in straight.stdout
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resuming from step 4"
+    assert scalars(tmp_path / "a", "val/loss")[9] == scalars(tmp_path / "b", "val/loss")[9]
+
+
+def test_ddp_fits_on_two_processes(tmp_path: Path) -> None:
+    two = fit(
+        tmp_path / "ddp", "--trainer.strategy=ddp", "--trainer.max_steps=4", "--trainer.val_check_interval=2", devices=2
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "global step: 4" in two.stdout
+    one = fit(tmp_path / "one", "--trainer.max_steps=4", "--trainer.val_check_interval=2")
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = scalars(tmp_path / "one", "val/loss"), scalars(tmp_path / "ddp", "val/loss")
+    assert a.keys() == b.keys() and all(abs(a[s] - b[s]) < 1e-5 for s in a)
