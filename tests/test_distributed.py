@@ -62,14 +62,19 @@ def weights(root: Path) -> dict[str, torch.Tensor]:
     return load_file(root / "hf_policy" / "model.safetensors")
 
 
+def callback(class_path: str, **init_args: object) -> str:
+    """A `--trainer.callbacks+=` option adding one of tests/plugins' callbacks."""
+    return "--trainer.callbacks+=" + json.dumps({"class_path": class_path, "init_args": init_args})
+
+
 def kill_at(step: int) -> str:
-    return '--trainer.callbacks+={"class_path": "plugins.probes.KillAtStep", "init_args": {"step": %d}}' % step
+    return callback("plugins.probes.KillAtStep", step=step)
 
 
 def test_fsdp2_shards_both_models_and_matches_one_process(tmp_path: Path) -> None:
     steps = ["--trainer.max_steps=6", "--trainer.val_check_interval=3"]
-    probe = '--trainer.callbacks+={"class_path": "plugins.probes.ShardProbe", "init_args": {"out_dir": "%s"}}'
-    two = fit(tmp_path / "two", *FP32_FSDP2, *steps, probe % (tmp_path / "probe"), devices=2)
+    probe = callback("plugins.probes.ShardProbe", out_dir=str(tmp_path / "probe"))
+    two = fit(tmp_path / "two", *FP32_FSDP2, *steps, probe, devices=2)
     assert two.returncode == 0, two.stderr[-3000:]
     one = fit(tmp_path / "one", *steps)
     assert one.returncode == 0, one.stderr[-3000:]
