@@ -31,7 +31,8 @@ def transformer_blocks(model: nn.Module, block_class: str | None = None) -> list
         found = f"its _no_split_modules are {sorted(names)}" if names else "it lists no _no_split_modules"
         raise InputError(
             f"cannot find the transformer blocks of {type(base).__name__} to shard ({found}, and no module has "
-            "that class); name the block class with --trainer.strategy.block_class"
+            "that class); name it with --trainer.strategy lit_daa.strategies.FSDP2Strategy "
+            "--trainer.strategy.block_class NAME"
         )
     return blocks
 

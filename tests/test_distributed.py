@@ -145,3 +145,42 @@ def test_ddp_fits_on_two_processes(tmp_path: Path) -> None:
     assert one.returncode == 0, one.stderr[-3000:]
     a, b = scalars(tmp_path / "one", "val/loss"), scalars(tmp_path / "ddp", "val/loss")
     assert a.keys() == b.keys() and all(abs(a[s] - b[s]) < 1e-5 for s in a)
+
+
+def test_lora_under_fsdp2_exports_merged_and_adapter_from_the_shards(tmp_path: Path) -> None:
+    run = fit(
+        tmp_path / "lora",
+        *FP32_FSDP2,
+        "--config",
+        str(ROOT / "configs" / "presets" / "lora.yaml"),
+        "--model.activation_checkpointing=true",
+        "--model.optimizer.init_args.lr=1e-2",  # move the adapters well away from zero in 6 steps
+        "--trainer.max_steps=6",
+        "--trainer.val_check_interval=3",
+        callback("lit_daa.checkpoints.IntraEpochCheckpoints", fractions=[0.25]),
+        devices=2,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from lit_daa.models import resolve_model
+    from lit_daa.reference import is_peft
+
+    ids = torch.tensor([[3, 10, 4, 30, 31, 2]])
+
+    def logits(model: torch.nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            return model.eval()(input_ids=ids).logits
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("embedded:neox-tiny"))
+    before = logits(base)
+    for folder in (tmp_path / "lora" / "hf_policy", tmp_path / "lora" / "intra_epoch" / "examples_00000024"):
+        merged = AutoModelForCausalLM.from_pretrained(folder)
+        assert not is_peft(merged)
+        adapted = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(resolve_model("embedded:neox-tiny")), f"{folder}-adapter"
+        )
+        # merged weights compute what base + adapter compute, and the adapter did move the policy
+        assert torch.allclose(logits(merged), logits(adapted), atol=1e-5)
+        assert not torch.allclose(logits(merged), before, atol=1e-3)
