@@ -259,3 +259,34 @@ def test_collect_and_analyze(finished: Path, capsys: pytest.CaptureFixture) -> N
     pytest.importorskip("matplotlib")
     assert main(["sweep", "--config", str(finished), "--collect", "--analyze"]) == 0
     assert (finished.parent / "out" / "analysis" / "report.md").is_file()
+
+
+def test_slurm_script_asks_for_each_runs_nodes_and_gpus(tmp_path: Path) -> None:
+    big = {"trainer.num_nodes": 2, "trainer.devices": 4, "trainer.accelerator": "gpu", "trainer.strategy": "fsdp2"}
+    values = tiny_sweep_yaml(tmp_path / "out")
+    values["objectives"] = [{"objective": "DPO", "betas": [0.1]}]
+    values["models"] = [
+        {"name": "small", "reference": "embedded:neox-tiny"},
+        {"name": "big", "sft": {"configs": [QUICKSTART, SFT], "overrides": {**SMALL_FIT, **big}}, "overrides": big},
+    ]
+    config = write_yaml(tmp_path / "sweep.yaml", values)
+    script = tmp_path / "sweep.sbatch"
+    assert main(["sweep", "--config", str(config), "--slurm", str(script)]) == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    counter = tmp_path / "jobs"
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/bash\necho "$@" >> {tmp_path}/sbatch.calls\necho x >> {counter}\necho "$(wc -l < {counter});c"\n'
+    )
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    subprocess.run(["bash", str(script)], check=True, env=env, capture_output=True)
+    calls = (tmp_path / "sbatch.calls").read_text().splitlines()
+    # runs: 0 small reference (given: nothing to train), 1 big SFT reference, 2 small DPO, 3 big DPO
+    shape = "--nodes=2 --ntasks-per-node=4 --gpus-per-node=4"
+    assert calls[0].startswith("--parsable --array=0-0 ")
+    assert calls[1].startswith(f"--parsable {shape} --array=1-1 ")
+    assert calls[2].startswith("--parsable --dependency=afterok:1:2 --array=2-2 ")
+    assert calls[3].startswith(f"--parsable --dependency=afterok:1:2 {shape} --array=3-3 ")
+    assert calls[4].startswith("--dependency=afterany:3:4 ") and "--collect" in calls[4]

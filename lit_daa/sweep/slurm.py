@@ -12,16 +12,25 @@ Lightning reads the SLURM environment.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from lit_daa.sweep.config import SlurmSpec
+from lit_daa.sweep.resources import Resources, resources_of
 from lit_daa.sweep.runs import ReferenceRun, Run
 
 
-def slurm_script(runs: list[Run], config_path: str, spec: SlurmSpec, out_dir: str, workdir: str) -> str:
-    """The text of the array script (see the module docstring)."""
-    references = [run.index for run in runs if isinstance(run, ReferenceRun)]
-    others = [run.index for run in runs if not isinstance(run, ReferenceRun)]
+def slurm_script(
+    runs: list[Run],
+    config_path: str,
+    spec: SlurmSpec,
+    out_dir: str,
+    workdir: str,
+    resources: Callable[[Run], Resources] = resources_of,
+) -> str:
+    """The text of the array script (see the module docstring); `resources(run)` gives each run's shape."""
+    references = [run for run in runs if isinstance(run, ReferenceRun)]
+    others = [run for run in runs if not isinstance(run, ReferenceRun)]
     logs = Path(out_dir) / "slurm"
     config, work = shlex.quote(config_path), shlex.quote(workdir)
     collect = "; ".join([f"cd {work}", *spec.setup, f"lit-daa sweep --config {config} --collect"])
@@ -38,20 +47,17 @@ def slurm_script(runs: list[Run], config_path: str, spec: SlurmSpec, out_dir: st
         f"cd {work}",
         'if [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then',
         f"    mkdir -p {shlex.quote(str(logs))}",
-        f'    refs=$(sbatch --parsable --array={_span(references)} "$script")',
-        '    refs="${refs%%;*}"  # --parsable prints "jobid;cluster" on multi-cluster sites',
     ]
+    lines += _submit_groups("refs", references, resources, dependency=None)
     if others:
-        lines += [
-            f'    runs=$(sbatch --parsable --dependency=afterok:"$refs" --array={_span(others)} "$script")',
-            '    last="${runs%%;*}"',
-        ]
+        lines += _submit_groups("runs", others, resources, dependency='afterok:"$refs"')
+        lines.append('    last="$runs"')
     else:
         lines.append('    last="$refs"')
     lines += [
         f'    sbatch --dependency=afterany:"$last" --job-name=lit-daa-sweep-collect --output={logs}/collect-%j.out \\',
         f"        --wrap={shlex.quote(collect)}",
-        '    echo "submitted the sweep (last array job $last)"',
+        '    echo "submitted the sweep (last array job(s) $last)"',
         "    exit 0",
         "fi",
         *spec.setup,
@@ -61,6 +67,33 @@ def slurm_script(runs: list[Run], config_path: str, spec: SlurmSpec, out_dir: st
     return "\n".join(lines)
 
 
-def _span(indices: list[int]) -> str:
-    """SLURM's array syntax for consecutive indices (the sweep numbers references, then DAA runs)."""
-    return f"{indices[0]}-{indices[-1]}" if indices else "none"
+def _submit_groups(
+    name: str, runs: list[Run], resources: Callable[[Run], Resources], dependency: str | None
+) -> list[str]:
+    """Shell lines submitting one array per resource shape; `$name` ends as their job ids joined by ':'."""
+    groups: dict[Resources, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(resources(run), []).append(run)
+    lines = [f'    {name}=""']
+    for shape, members in groups.items():
+        options = " ".join([*shape.sbatch_options(), f"--array={_span(members)}"])
+        after = f"--dependency={dependency} " if dependency else ""
+        lines += [
+            f"    # {len(members)} run(s) on {shape.label()}",
+            f'    job=$(sbatch --parsable {after}{options} "$script")',
+            f'    {name}="${{{name}:+${name}:}}${{job%%;*}}"  # --parsable prints "jobid;cluster" on multi-cluster sites',
+        ]
+    return lines
+
+
+def _span(runs: list[Run]) -> str:
+    """SLURM's array syntax for the runs' indices: ranges of consecutive indices, comma-separated."""
+    indices = sorted(run.index for run in runs)
+    if not indices:
+        return "none"
+    parts, start = [], indices[0]
+    for previous, current in zip(indices, [*indices[1:], None], strict=True):
+        if current != previous + 1:
+            parts.append(f"{start}-{previous}" if previous != start else f"{start}-{start}")
+            start = current
+    return ",".join(parts)
