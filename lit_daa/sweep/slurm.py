@@ -81,7 +81,7 @@ def _submit_groups(
         lines += [
             f"    # {len(members)} run(s) on {shape.label()}",
             f'    job=$(sbatch --parsable {after}{options} "$script")',
-            f'    {name}="${{{name}:+${name}:}}${{job%%;*}}"  # --parsable prints "jobid;cluster" on multi-cluster sites',
+            f'    {name}="${{{name}:+${name}:}}${{job%%;*}}"  # --parsable: "jobid;cluster" on some sites',
         ]
     return lines
 
