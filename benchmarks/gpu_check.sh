@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# One-shot check of lit-daa on a lent NVIDIA machine (H100/H200), about 4 minutes of wall time (at most ~9.5):
+# One-shot check of lit-daa on a lent NVIDIA machine (H100/H200), at most ~9 minutes of wall time:
 #   0. install the wheels that machine lacks (datasets, jsonargparse + docstring-parser + typeshed-client, trl, dill,
-#      multiprocess) from .whl/ without any network, print nvidia-smi and the versions;
+#      multiprocess, peft, bitsandbytes) from .whl/ without any network, print nvidia-smi and the versions;
 #   1. a quickstart fit on the GPU (bf16-mixed), checking that it finishes and prints its held-out accuracy;
-#   2. the step benchmark, lit-daa against TRL's DPOTrainer, on a Pythia-160M-shaped random GPT-NeoX with sequences
-#      of up to 256 tokens, results appended to $OUT/RESULTS-gpu.md;
-#   3. the same benchmark on embedded:neox-small with the CPU run's settings (batch 8, 30 steps, 5 warm-up).
-# A failing step does not stop the others. Full logs go to $OUT/logs/.
+#   2. QLoRA: a DPO fit of a Pythia-1B-shaped random GPT-NeoX (NF4 base, bf16 compute, fp32 LoRA) against a bf16
+#      full fine-tune of the same model: steps/s, tokens/s, peak memory (benchmarks/fit_benchmark.py);
+#   3. FSDP2: a Pythia-410M-shaped fit killed with SIGKILL half-way, resumed from its sharded checkpoint and
+#      exported to Hugging Face format (loaded back): tokens/s, peak memory, MFU;
+#   4. the step benchmark, lit-daa against TRL's DPOTrainer, on a Pythia-160M-shaped random GPT-NeoX with sequences
+#      of up to 256 tokens;
+#   5. the same benchmark on embedded:neox-small with the CPU run's settings (batch 8, 30 steps, 5 warm-up).
+# Results are appended to $OUT/RESULTS-gpu.md. A failing step does not stop the others; a step that would not
+# finish within the ~9-minute budget is skipped and says so. Full logs go to $OUT/logs/.
+# Wheels: pip download --no-deps -d .whl datasets jsonargparse docstring-parser typeshed-client trl dill \
+#   multiprocess peft bitsandbytes   (and huggingface_hub into .whl/optional/); carry .whl (under 64 MiB).
 #
 # On the device:    bash benchmarks/gpu_check.sh           ($OUT is set by the device tool; .whl/ must be carried)
 # Dry run on CPU:   GPU_CHECK_CPU=1 OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
@@ -27,6 +34,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS=1 PYTHONWARNINGS=ignore
 export LIT_DAA_CACHE=${LIT_DAA_CACHE:-/tmp/lit_daa_cache}
 STATUS=()
 T_START=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET:-540}  # seconds for the whole script
 
 elapsed() { echo "$(($(date +%s) - $1)) s"; }
 
@@ -61,8 +69,9 @@ sys.exit(V(h.__version__) < V('1.31'))" 2>/dev/null; then
     $PY - <<'EOF'
 import importlib, platform, sys
 print("python", platform.python_version(), sys.executable)
-for name in ("torch", "lightning", "transformers", "trl", "datasets", "jsonargparse", "docstring_parser",
-             "typeshed_client", "dill", "multiprocess", "accelerate", "peft", "tokenizers", "torchmetrics",
+for name in ("torch", "lightning", "transformers", "trl", "peft", "bitsandbytes", "datasets", "jsonargparse",
+             "docstring_parser",
+             "typeshed_client", "dill", "multiprocess", "accelerate", "tokenizers", "torchmetrics",
              "pyarrow", "huggingface_hub", "fsspec", "pandas", "numpy"):
     try:
         module = importlib.import_module(name)
@@ -114,8 +123,8 @@ bench() {  # bench LABEL TIMEOUT ARGS...
     return $code
 }
 
-step2_bench_160m() {
-    echo "== step 2: step benchmark, Pythia-160M-shaped random GPT-NeoX, sequences up to 256 tokens"
+step4_bench_160m() {
+    echo "== step 4: step benchmark, Pythia-160M-shaped random GPT-NeoX, sequences up to 256 tokens"
     if [ "$CPU_MODE" = 1 ]; then
         bench small-long 300 --device cpu --model random-neox:64x2x2 --response-words 20,40 --max-length 64 \
             --batch-size 2 --steps 4 --warmup 1 --repeats 2
@@ -125,8 +134,8 @@ step2_bench_160m() {
     fi
 }
 
-step3_bench_small() {
-    echo "== step 3: step benchmark, embedded:neox-small with the CPU run's settings"
+step5_bench_small() {
+    echo "== step 5: step benchmark, embedded:neox-small with the CPU run's settings"
     if [ "$CPU_MODE" = 1 ]; then
         bench neox-tiny 120 --device cpu --model embedded:neox-tiny --batch-size 2 --steps 4 --warmup 1
     else
@@ -134,13 +143,56 @@ step3_bench_small() {
     fi
 }
 
-run_step() {  # run_step NUMBER FUNCTION
+fit_bench() {  # fit_bench LABEL TIMEOUT ARGS...
+    local label=$1 limit=$2 t0
+    shift 2
+    t0=$(date +%s)
+    echo "python benchmarks/fit_benchmark.py $*"
+    timeout "$limit" $PY benchmarks/fit_benchmark.py "$@" --workdir "${FIT_WORKDIR:-/tmp/fit_benchmark}" \
+        --out "$OUT/RESULTS-gpu.md" >"$OUT/logs/fit-$label.out" 2>&1
+    local code=$?
+    grep -E "^\||^- |exit" "$OUT/logs/fit-$label.out"
+    echo "fit benchmark $label: exit $code after $(elapsed "$t0")"
+    return $code
+}
+
+step2_qlora_1b() {
+    echo "== step 2: QLoRA vs bf16 full fine-tune, Pythia-1B-shaped random GPT-NeoX, one GPU"
+    if [ "$CPU_MODE" = 1 ]; then
+        fit_bench qlora 300 --device cpu --shape 64x2x4 --vocab 512 --runs qlora,bf16-full --steps 6 --warmup 2 \
+            --batch-size 2 --prompt-words 40
+    else
+        fit_bench qlora 200 --device cuda --shape 2048x16x8 --vocab 50304 --runs qlora,bf16-full --steps 24 \
+            --warmup 6 --batch-size 8 --prompt-words 200 --timeout 90
+    fi
+}
+
+step3_fsdp2_410m() {
+    echo "== step 3: FSDP2 fit, Pythia-410M-shaped random GPT-NeoX: SIGKILL, resume, HF export"
+    if [ "$CPU_MODE" = 1 ]; then
+        fit_bench fsdp2 300 --device cpu --devices 2 --shape 64x2x4 --vocab 512 --runs fsdp2 --resume --steps 8 \
+            --warmup 2 --batch-size 2 --prompt-words 40
+    else
+        fit_bench fsdp2 200 --device cuda --devices "$(nvidia-smi -L | wc -l)" --shape 1024x24x16 --vocab 50304 \
+            --runs fsdp2 --resume --steps 24 --warmup 4 --batch-size 8 --prompt-words 200 --timeout 90
+    fi
+}
+
+run_step() {  # run_step NUMBER FUNCTION SECONDS_IT_MAY_TAKE
+    local left=$((BUDGET - $(date +%s) + T_START))
+    if [ "$left" -lt "$3" ]; then
+        echo "== step $1 skipped: ${left} s left of the ${BUDGET} s budget, it may take $3 s"
+        STATUS+=("step $1 SKIPPED")
+        return
+    fi
     if "$2"; then STATUS+=("step $1 ok"); else echo "step $1 failed"; STATUS+=("step $1 FAILED"); fi
 }
 
-run_step 0 step0_setup
-run_step 1 step1_quickstart
-run_step 2 step2_bench_160m
-run_step 3 step3_bench_small
+run_step 0 step0_setup 0
+run_step 1 step1_quickstart 60
+run_step 2 step2_qlora_1b 200
+run_step 3 step3_fsdp2_410m 200
+run_step 4 step4_bench_160m 120
+run_step 5 step5_bench_small 60
 [ -f "$OUT/RESULTS-gpu.md" ] && echo "== results (printed above) are in $OUT/RESULTS-gpu.md; full logs in $OUT/logs/"
 echo "== summary: ${STATUS[*]}; $(elapsed "$T_START") in all"

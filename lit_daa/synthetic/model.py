@@ -27,19 +27,25 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class TinyNeoX:
-    """A randomly initialised GPT-NeoX of the given shape over the synthetic world's vocabulary."""
+    """A randomly initialised GPT-NeoX of the given shape over the synthetic world's vocabulary.
+
+    `vocab_size` pads the embedding and LM head past the word vocabulary (e.g. Pythia's 50304) so that a benchmark
+    pays for a real-sized vocabulary projection; `dtype` is what the weights are saved in.
+    """
 
     hidden_size: int
     num_layers: int
     num_heads: int
     max_positions: int = 128
     seed: int = 0
+    vocab_size: int | None = None
+    dtype: torch.dtype = torch.float32
 
     def build(self, folder: Path) -> None:
         """Write model and tokenizer to `folder` (atomically: built aside, then renamed)."""
         tokenizer = build_word_tokenizer(vocabulary())
         config = GPTNeoXConfig(
-            vocab_size=len(tokenizer),
+            vocab_size=max(self.vocab_size or 0, len(tokenizer)),
             hidden_size=self.hidden_size,
             num_hidden_layers=self.num_layers,
             num_attention_heads=self.num_heads,
@@ -53,7 +59,7 @@ class TinyNeoX:
             pad_token_id=tokenizer.pad_token_id,
         )
         torch.manual_seed(self.seed)
-        model = GPTNeoXForCausalLM(config)
+        model = GPTNeoXForCausalLM(config).to(self.dtype)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         model.save_pretrained(staging)
