@@ -194,7 +194,7 @@ def check_export(root: Path) -> str:
         model = AutoModelForCausalLM.from_pretrained(folder)
     except (OSError, ValueError) as err:
         return f"export {folder} does NOT load ({err})"
-    return f"export {folder.name} loads with from_pretrained ({sum(p.numel() for p in model.parameters()) / 1e6:.0f} M)"
+    return f"export {folder.name} loads with from_pretrained ({sum(p.numel() for p in model.parameters()) / 1e6:,.2f} M parameters)"
 
 
 def markdown(args: argparse.Namespace, rows: list[tuple[str, dict | None]], notes: list[str]) -> str:
