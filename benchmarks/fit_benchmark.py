@@ -194,7 +194,8 @@ def check_export(root: Path) -> str:
         model = AutoModelForCausalLM.from_pretrained(folder)
     except (OSError, ValueError) as err:
         return f"export {folder} does NOT load ({err})"
-    return f"export {folder.name} loads with from_pretrained ({sum(p.numel() for p in model.parameters()) / 1e6:,.2f} M parameters)"
+    size = sum(p.numel() for p in model.parameters()) / 1e6
+    return f"export {folder.name} loads with from_pretrained ({size:,.2f} M parameters)"
 
 
 def markdown(args: argparse.Namespace, rows: list[tuple[str, dict | None]], notes: list[str]) -> str:
