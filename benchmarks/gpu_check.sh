@@ -109,18 +109,29 @@ step1_quickstart() {
     rm -rf "$OUT/qs/checkpoints" "$OUT/qs/hf_policy"
 }
 
-bench() {  # bench LABEL TIMEOUT ARGS...
-    local label=$1 limit=$2 t0
-    shift 2
+run_script() {  # run_script SCRIPT LABEL TIMEOUT ARGS...: one benchmark script, its output to logs/LABEL.out
+    local script=$1 label=$2 limit=$3 t0
+    shift 3
     t0=$(date +%s)
-    echo "python benchmarks/step_benchmark.py $*"
-    timeout "$limit" $PY benchmarks/step_benchmark.py "$@" --out "$OUT/RESULTS-gpu.md" \
-        --log-dir "$OUT/logs/bench-$label" >"$OUT/logs/bench-$label.out" 2>&1
+    echo "python benchmarks/$script $*"
+    timeout "$limit" $PY "benchmarks/$script" "$@" --out "$OUT/RESULTS-gpu.md" >"$OUT/logs/$label.out" 2>&1
     local code=$?
     # progress lines and the table; the residual-differences notes are in the .out log and RESULTS.md
-    sed -n '/^Residual differences/q;p' "$OUT/logs/bench-$label.out" | grep -v "^$"
-    echo "benchmark $label: exit $code after $(elapsed "$t0")"
+    sed -n '/^Residual differences/q;p' "$OUT/logs/$label.out" | grep -v "^$" | grep -v "^Writing\|^Loading"
+    echo "$label: exit $code after $(elapsed "$t0")"
     return $code
+}
+
+bench() {  # bench LABEL TIMEOUT ARGS...: the step benchmark against TRL
+    local label=$1 limit=$2
+    shift 2
+    run_script step_benchmark.py "bench-$label" "$limit" "$@" --log-dir "$OUT/logs/bench-$label"
+}
+
+fit_bench() {  # fit_bench LABEL TIMEOUT ARGS...: whole lit-daa fit runs
+    local label=$1 limit=$2
+    shift 2
+    run_script fit_benchmark.py "fit-$label" "$limit" "$@" --workdir "${FIT_WORKDIR:-/tmp/fit_benchmark}"
 }
 
 step4_bench_160m() {
@@ -141,19 +152,6 @@ step5_bench_small() {
     else
         bench neox-small 100 --device cuda --model embedded:neox-small --batch-size 8 --steps 30 --warmup 5
     fi
-}
-
-fit_bench() {  # fit_bench LABEL TIMEOUT ARGS...
-    local label=$1 limit=$2 t0
-    shift 2
-    t0=$(date +%s)
-    echo "python benchmarks/fit_benchmark.py $*"
-    timeout "$limit" $PY benchmarks/fit_benchmark.py "$@" --workdir "${FIT_WORKDIR:-/tmp/fit_benchmark}" \
-        --out "$OUT/RESULTS-gpu.md" >"$OUT/logs/fit-$label.out" 2>&1
-    local code=$?
-    grep -E "^\||^- |exit" "$OUT/logs/fit-$label.out"
-    echo "fit benchmark $label: exit $code after $(elapsed "$t0")"
-    return $code
 }
 
 step2_qlora_1b() {

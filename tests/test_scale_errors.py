@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import small  # the quickstart shrunk to a few steps
 from torch import nn
 
 from lit_daa.cli import main
@@ -18,24 +19,6 @@ from lit_daa.sharding import transformer_blocks
 from lit_daa.strategies import FSDP2Strategy
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
-
-
-def small(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        QUICKSTART,
-        f"--trainer.default_root_dir={tmp_path}",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
-        "--trainer.max_steps=4",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--data.source.init_args.num_train=96",
-        "--data.source.init_args.num_val=32",
-        "--data.batch_size=8",
-        *extra,
-    ]
 
 
 def one_sentence(err: str, sentence: str) -> None:
