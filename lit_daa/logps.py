@@ -1,36 +1,93 @@
-"""Sequence log-probabilities of responses under a causal LM, in float32, without full-vocabulary copies."""
+"""Sequence log-probabilities of responses under a causal LM, in float32, with the LM head on scored positions only.
+
+`batch_logps` takes a scoring batch (`lit_daa.layouts`): whatever the layout, the model's hidden states are
+gathered at the K positions whose logits predict a response token *before* the vocabulary projection (a forward
+pre-hook on the model's output embedding), so prompt and padding positions never reach it; the K x V logits are
+turned into log-probs in float32 a chunk of rows at a time and summed per sequence.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
+from lit_daa.layouts.masks import attention_mask
 
-def token_logps(logits: Tensor, targets: Tensor, chunk_rows: int = 8) -> Tensor:
-    """log p(target) per position, computed in float32 a few rows at a time.
+
+def token_logps(logits: Tensor, targets: Tensor, chunk_rows: int = 1024) -> Tensor:
+    """log p(target) per row of (K, V) logits (any float dtype), computed in float32 `chunk_rows` rows at a time.
 
     Args:
-        logits: (N, K, V) in any float dtype.
-        targets: (N, K) token ids.
-        chunk_rows: rows upcast to float32 at once, which bounds the extra memory to chunk_rows * K * V floats.
+        logits: (K, V).
+        targets: (K,) token ids.
+        chunk_rows: rows upcast to float32 at once, which bounds the extra memory to chunk_rows * V floats.
 
     Returns:
-        (N, K) float32 log-probabilities.
+        (K,) float32 log-probabilities.
     """
     out = []
     for start in range(0, logits.shape[0], chunk_rows):
         rows = logits[start : start + chunk_rows].float()
         picked = rows.gather(-1, targets[start : start + chunk_rows].unsqueeze(-1)).squeeze(-1)
         out.append(picked - torch.logsumexp(rows, dim=-1))
-    return torch.cat(out, dim=0)
+    return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
+
+
+def output_head(model: nn.Module) -> nn.Module:
+    """The vocabulary projection of a Hugging Face causal LM (or of a peft model's base)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_output_embeddings()
+
+
+@contextmanager
+def head_on_positions(model: nn.Module, flat_positions: Tensor) -> Iterator[None]:
+    """While active, the output head sees only the hidden states at `flat_positions` (K,) of the (R * S) grid.
+
+    The hook runs inside the model's own forward, so it also works where the head's weights are only gathered
+    there (FSDP2's root unit). The model then returns (K, V) logits.
+    """
+
+    def select(module: nn.Module, args: tuple) -> tuple:
+        hidden = args[0]
+        return (hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat_positions), *args[1:])
+
+    handle = output_head(model).register_forward_pre_hook(select)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def batch_logps(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Sum of log p(token) over each sequence's response tokens, and the response token counts.
+
+    Args:
+        model: a Hugging Face causal LM (or a peft wrapper around one).
+        batch: a scoring batch (`lit_daa.layouts.rows`): `input_ids`, `position_ids`, `attention_mask` or
+            `doc_ids`/`segments`, `target_index`, `target_ids`, `target_seq`, `counts` (N,).
+
+    Returns:
+        sums: (N,) float32 sum over response tokens of log p(token | prefix).
+        counts: (N,) float32 number of response tokens.
+    """
+    mask = attention_mask(model, batch)
+    with head_on_positions(model, batch["target_index"]):
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
+        ).logits
+    per_token = token_logps(logits.reshape(-1, logits.shape[-1]), batch["target_ids"])
+    counts = batch["counts"]
+    sums = torch.zeros(counts.shape[0], dtype=torch.float32, device=per_token.device)
+    return sums.index_add_(0, batch["target_seq"], per_token), counts
 
 
 def right_pad(
     rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_token_id: int = 0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The inputs of `response_logps` for (prompt ids, response ids) rows, padded on the right.
+    """(prompt ids, response ids) rows, right-padded: the inputs of `response_logps`.
 
     Returns:
         input_ids: (N, T) prompt + response, `pad_token_id` after the end (never attended to nor scored).
@@ -52,28 +109,24 @@ def right_pad(
 def response_logps(
     model: nn.Module, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Sum of log p(token) over response tokens of each row, and the response token counts.
+    """`batch_logps` for right-padded rows given as (N, T) ids, attention mask and response mask.
 
-    The token at position t is predicted by the logits at t - 1. Logits are only produced for positions from the
-    earliest response token of the batch on (`logits_to_keep`), so the prompt part shared by all rows never
-    reaches the vocabulary projection.
-
-    Args:
-        model: a Hugging Face causal LM (or a peft wrapper around one).
-        input_ids: (N, T) prompt + response, right-padded.
-        attention_mask: (N, T) 1 on real tokens.
-        response_mask: (N, T) 1 on response tokens (EOS included), 0 on prompt and padding.
+    The token at position t is predicted by the logits at t - 1 (a response token at position 0 is not scored).
 
     Returns:
-        sums: (N,) float32 sum over response tokens of log p(token | prefix).
-        counts: (N,) float32 number of response tokens.
+        sums: (N,) float32; counts: (N,) float32.
     """
-    mask = response_mask[:, 1:].bool()
-    first = int(response_mask.float().argmax(dim=1).min().clamp_min(1))
-    keep = torch.arange(first - 1, input_ids.shape[1] - 1, device=input_ids.device)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
-    targets = input_ids[:, first:]
-    per_token = token_logps(logits, targets)
-    window = mask[:, first - 1 :]
-    sums = (per_token * window).sum(dim=1)
-    return sums, mask.sum(dim=1).float()
+    n, t = input_ids.shape
+    scored = response_mask.bool().clone()
+    scored[:, 0] = False
+    rows, cols = scored.nonzero(as_tuple=True)
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": torch.arange(t, device=input_ids.device).expand(n, t),
+        "target_index": rows * t + cols - 1,
+        "target_ids": input_ids[rows, cols],
+        "target_seq": rows,
+        "counts": scored.sum(dim=1).float(),
+    }
+    return batch_logps(model, batch)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_daa.errors import InputError
-from lit_daa.logps import response_logps
+from lit_daa.logps import batch_logps
 
 
 class Reference(nn.Module):
@@ -80,7 +80,7 @@ class FrozenCopy(Reference):
         self.train(False)
 
     def compute(self, batch: dict[str, Tensor]) -> Tensor:
-        sums, _ = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+        sums, _ = batch_logps(self.model, batch)
         return sums
 
     def shardable(self) -> nn.Module:
@@ -100,7 +100,7 @@ class AdaptersOff(Reference):
         was_training = policy.training
         policy.eval()  # no dropout in the reference pass
         with policy.disable_adapter():
-            sums, _ = response_logps(policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+            sums, _ = batch_logps(policy, batch)
         policy.train(was_training)
         return sums
 

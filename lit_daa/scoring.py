@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from lit_daa.logps import response_logps
+from lit_daa.logps import batch_logps
 from lit_daa.objectives import Objective, ObjectiveOutput, PairLogps
 from lit_daa.reference import Reference
 
@@ -50,8 +50,8 @@ def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, b
         policy: the model being trained (any strategy's wrapping of a Hugging Face causal LM).
         reference: where reference log-probs come from (`lit_daa.reference`).
         objective: the DAA loss.
-        batch: `input_ids`, `attention_mask`, `response_mask` (2B, T); optional `ref_logps` (2B,) and `valid` (B,).
+        batch: a scoring batch of any layout (`PreferenceCollator`); optional `ref_logps` (2B,) and `valid` (B,).
     """
-    sums, counts = response_logps(policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+    sums, counts = batch_logps(policy, batch)
     logps = PairLogps.from_rows(sums, counts, reference.logps(batch))
     return ScoredPairs(logps, objective(logps), batch.get("valid"))

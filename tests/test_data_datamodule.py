@@ -52,10 +52,10 @@ def test_synthetic_source_with_the_embedded_tokenizer(tmp_path, monkeypatch):
     assert batch["input_ids"].shape[0] == 8 and batch["index"].shape == (4,)
     row = dm.train_dataset[int(batch["index"][0])]  # no hold-out: row i of the dataset has index i
     pair = SyntheticWorld().pairs(40, 0)[int(batch["index"][0])]
-    response = batch["input_ids"][0][batch["response_mask"][0]]
+    response = batch["target_ids"][batch["target_seq"] == 0]  # sequence 0: the first pair's chosen response
     assert dm.tokenizer.decode(response) == pair["chosen"].strip() + " <eos>"
     assert batch["input_ids"][0][: len(row["prompt_ids"])].tolist() == row["prompt_ids"]
-    rejected = batch["input_ids"][4][batch["response_mask"][4]]
+    rejected = batch["target_ids"][batch["target_seq"] == 4]  # sequence B + 0: its rejected response
     assert dm.tokenizer.decode(rejected) == pair["rejected"].strip() + " <eos>"
 
     val = next(iter(dm.val_dataloader()))

@@ -7,7 +7,8 @@ import torch
 
 from lit_daa.adapters import LoRA
 from lit_daa.errors import InputError
-from lit_daa.logps import response_logps
+from lit_daa.layouts import sequence_batch
+from lit_daa.logps import batch_logps
 from lit_daa.models import load_causal_lm
 from lit_daa.module import DAAModule
 from lit_daa.objectives import DPO, SFT, SimPO
@@ -24,20 +25,14 @@ def built(**options) -> DAAModule:
 
 
 def batch() -> dict[str, torch.Tensor]:
-    ids = torch.tensor([[3, 10, 4, 30, 31, 2], [3, 10, 4, 40, 2, 0]])
-    return {
-        "input_ids": ids,
-        "attention_mask": (torch.arange(6) < torch.tensor([[6], [5]])).long(),
-        "response_mask": torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0]]),
-    }
+    """Two sequences, prompt [3, 10, 4] with responses [30, 31, 2] and [40, 2]."""
+    return sequence_batch([[3, 10, 4], [3, 10, 4]], [[30, 31, 2], [40, 2]])
 
 
 def base_logps() -> torch.Tensor:
     b = batch()
     with torch.no_grad():
-        return response_logps(
-            load_causal_lm("embedded:neox-tiny"), b["input_ids"], b["attention_mask"], b["response_mask"]
-        )[0]
+        return batch_logps(load_causal_lm("embedded:neox-tiny"), b)[0]
 
 
 @pytest.mark.parametrize("objective", [SimPO(), SFT()])
@@ -72,7 +67,7 @@ def test_lora_policy_uses_itself_with_adapters_off_and_trains_only_adapters() ->
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.5)
     assert torch.allclose(module.reference.logps(batch()), base_logps(), atol=1e-5)
-    policy_now = response_logps(module.policy, **batch())[0]
+    policy_now = batch_logps(module.policy, batch())[0]
     assert not torch.allclose(policy_now, base_logps(), atol=1e-3)
     trainable = [n for n, p in module.policy.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)

@@ -1,4 +1,4 @@
-"""Collate tokenized preference pairs into one right-padded batch of [chosen rows; rejected rows]."""
+"""Collate tokenized preference pairs into one scoring batch laid out by a `lit_daa.layouts.Layout`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from typing import Any
 
 import torch
 
-from lit_daa.logps import right_pad
+from lit_daa.layouts import Concatenated, Layout
 
 
 class PreferenceCollator:
-    """Turn B tokenized pairs into a batch of 2B sequences: rows 0..B-1 prompt+chosen, rows B..2B-1 prompt+rejected.
+    """Turn B tokenized pairs into a batch that scores 2B sequences: [chosen of pairs 0..B-1; rejected of 0..B-1].
 
     Each input row holds `prompt_ids`, `chosen_ids`, `rejected_ids` (responses already end with EOS) and `index`,
-    optionally `ref_chosen_logps` and `ref_rejected_logps` (cached reference log-probs). Output, T = longest row:
+    optionally `ref_chosen_logps` and `ref_rejected_logps` (cached reference log-probs). The layout places the
+    tokens in rows (`lit_daa.layouts.rows` lists every tensor); the collator adds:
 
-    - `input_ids` LongTensor (2B, T): right-padded with `pad_token_id`.
-    - `attention_mask` LongTensor (2B, T): 1 at real tokens, 0 at padding.
-    - `response_mask` BoolTensor (2B, T): True at response tokens (EOS included), False at prompt and padding.
     - `index` LongTensor (B,): the pairs' row indices in their source split.
     - `ref_logps` FloatTensor (2B,): [ref_chosen; ref_rejected], only when the rows carry both columns.
     - `valid` BoolTensor (B,): only when some rows carry `valid = False` (they pad a rank's share of an evaluation
@@ -29,40 +27,43 @@ class PreferenceCollator:
         rows = [{"index": 7, "prompt_ids": [5, 6], "chosen_ids": [8, 2], "rejected_ids": [9, 9, 2]},
                 {"index": 3, "prompt_ids": [4], "chosen_ids": [8, 8, 8, 2], "rejected_ids": [2]}]
 
+    `Concatenated` (2B rows, every prompt twice):
+
         input_ids      = [[5, 6, 8, 2, 0],      # pair 0, prompt + chosen
                           [4, 8, 8, 8, 2],      # pair 1, prompt + chosen
                           [5, 6, 9, 9, 2],      # pair 0, prompt + rejected
                           [4, 2, 0, 0, 0]]      # pair 1, prompt + rejected
-        attention_mask = [[1, 1, 1, 1, 0],
-                          [1, 1, 1, 1, 1],
-                          [1, 1, 1, 1, 1],
-                          [1, 1, 0, 0, 0]]
-        response_mask  = [[0, 0, 1, 1, 0],      # as booleans
-                          [0, 1, 1, 1, 1],
-                          [0, 0, 1, 1, 1],
-                          [0, 1, 0, 0, 0]]
+        attention_mask = [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+        position_ids   = [[0, 1, 2, 3, 4]] * 4
+        target_index   = [1, 2, 5, 6, 7, 8, 11, 12, 13, 15]   # row * 5 + column predicting each response token
+        target_ids     = [8, 2, 8, 8, 8, 2, 9, 9, 2, 2]
+        target_seq     = [0, 0, 1, 1, 1, 1, 2, 2, 2, 3]       # chosen 0, chosen 1, rejected 0, rejected 1
+        counts         = [2, 4, 3, 1]
         index          = [7, 3]
 
+    `SharedPrompt` (B rows, [prompt][chosen][rejected], rejected positions restart at the prompt's end):
+
+        input_ids      = [[5, 6, 8, 2, 9, 9, 2], [4, 8, 8, 8, 2, 2, 0]]
+        position_ids   = [[0, 1, 2, 3, 2, 3, 4], [0, 1, 2, 3, 4, 1, 2]]
+        doc_ids        = [[0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, -1]]
+        segments       = [[0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 1, 1, 2, -1]]   # prompt 0, chosen 1, rejected 2, pad -1
+        target_index   = [1, 2, 1, 4, 5, 7, 8, 9, 10, 7]       # the last prompt token (1, 7) predicts both responses
+        target_ids     = [8, 2, 9, 9, 2, 8, 8, 8, 2, 2]
+        target_seq     = [0, 0, 2, 2, 2, 1, 1, 1, 1, 3]
+        counts         = [2, 4, 3, 1]
+
     Args:
-        pad_token_id: the token id written at padding positions (masked out by `attention_mask`).
+        pad_token_id: the token id written at padding positions (never attended to nor scored).
+        layout: how pairs become rows.
     """
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, layout: Layout | None = None) -> None:
         self.pad_token_id = pad_token_id
+        self.layout = layout if layout is not None else Concatenated()
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        prompts = [list(r["prompt_ids"]) for r in rows]
-        responses = [list(r["chosen_ids"]) for r in rows] + [list(r["rejected_ids"]) for r in rows]
-        prompts = prompts + prompts  # the rejected rows share their pair's prompt
-        input_ids, attention_mask, response_mask = right_pad(
-            list(zip(prompts, responses, strict=True)), self.pad_token_id
-        )
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "response_mask": response_mask,
-            "index": torch.tensor([int(r["index"]) for r in rows], dtype=torch.long),
-        }
+        batch = self.layout.collate(rows, self.pad_token_id)
+        batch["index"] = torch.tensor([int(r["index"]) for r in rows], dtype=torch.long)
         if not all(r.get("valid", True) for r in rows):  # rows padding a rank's share of an evaluation set
             batch["valid"] = torch.tensor([bool(r.get("valid", True)) for r in rows], dtype=torch.bool)
         has_ref = ["ref_chosen_logps" in r and "ref_rejected_logps" in r for r in rows]

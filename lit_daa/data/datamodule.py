@@ -8,6 +8,7 @@ from functools import cached_property
 
 import torch
 from datasets import Dataset
+from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
@@ -21,6 +22,7 @@ from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
 from lit_daa.data.tokenize import PairEncoder, TruncationRule, encode_pairs
 from lit_daa.errors import InputError
+from lit_daa.layouts import Concatenated, Layout
 from lit_daa.models import load_tokenizer
 
 
@@ -71,6 +73,9 @@ class PreferenceDataModule(LightningDataModule):
         eval_batch_size: pairs per validation/test batch; None: batch_size.
         num_workers: DataLoader worker processes.
         seed: seed of the training order (per epoch) and of the validation hold-out.
+        layout: how a batch's pairs become model rows (`lit_daa.layouts`): `Concatenated` (every prompt twice,
+            padded; any model), `SharedPrompt` (each prompt once) or `Packed` (each prompt once, several pairs per
+            row up to a token budget, no padding but at the end); all give the same log-probs.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class PreferenceDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 42,
+        layout: Layout = lazy_instance(Concatenated),
     ) -> None:
         super().__init__()
         self.tokenizer_name = tokenizer
@@ -115,6 +121,7 @@ class PreferenceDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.layout = layout
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.report: DataReport | None = None
@@ -127,7 +134,7 @@ class PreferenceDataModule(LightningDataModule):
     @property
     def collator(self) -> PreferenceCollator:
         """Batches pairs as described in `PreferenceCollator`, padding with the tokenizer's pad token."""
-        return PreferenceCollator(self.tokenizer.pad_token_id)
+        return PreferenceCollator(self.tokenizer.pad_token_id, self.layout)
 
     def prepare_data(self) -> None:
         # Runs once per node before `setup`: fetch and cache raw data (and build an embedded tokenizer) here so
