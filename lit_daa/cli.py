@@ -66,6 +66,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "evaluate": "lit_daa.evaluation.cli",
     "analyze": "lit_daa.analysis.analyze",
     "toy-mdp": "lit_daa.toy_mdp",
+    "precompute-reference": "lit_daa.precompute",
 }
 
 

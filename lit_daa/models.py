@@ -35,6 +35,7 @@ def load_causal_lm(
     option: str = "model.policy",
     quantization: FourBit | None = None,
     device: torch.device | None = None,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure.
 
@@ -43,13 +44,14 @@ def load_causal_lm(
         dtype: dtype of the weights (of the layers that stay unquantized, under `quantization`).
         option: the config option named in errors.
         quantization: load the linear layers in 4 bits (QLoRA's base).
+        attn_implementation: transformers' attention kernel (sdpa, flex_attention, ...); None: its default.
         device: where a quantized model is loaded (`device_map`), so that each rank quantizes onto its own GPU
             rather than all onto GPU 0; unquantized models load on the CPU and the strategy moves them.
     """
     if dtype not in DTYPES:
         raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
     source = resolve_model(name_or_path, option)
-    extra = {}
+    extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     if quantization is not None:
         extra["quantization_config"] = quantization.config()
         extra["device_map"] = {"": device if device is not None else torch.device("cpu")}

@@ -9,6 +9,7 @@ import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lit_daa.adapters import LoRA, enable_activation_checkpointing
@@ -18,6 +19,7 @@ from lit_daa.models import DTYPES, load_causal_lm, load_tokenizer, resolve_model
 from lit_daa.objectives import DPO, Objective
 from lit_daa.quantization import FourBit, require_bitsandbytes
 from lit_daa.reference import Reference, choose_reference
+from lit_daa.reference_cache import describe, fill_reference_cache
 from lit_daa.scoring import ScoredPairs, score_pairs
 from lit_daa.sharding import sharding_of
 
@@ -44,8 +46,11 @@ class DAAModule(LightningModule):
         reference_dtype: dtype the reference is loaded in (the paper: half precision).
         lora: LoRA adapters on the policy (peft); None trains all weights.
         quantization: load the policy's base weights in 4 bits (`lit_daa.quantization.FourBit`) under LoRA: QLoRA.
-        cached_reference: the batches carry precomputed reference log-probs (`ref_chosen_logps` and
-            `ref_rejected_logps` columns): no reference model is loaded.
+        cached_reference: compute every pair's reference log-probs once (or find them in the cache, keyed by the
+            reference weights, the tokenized data and `reference_dtype`; see `lit_daa.reference_cache`), or use the
+            data's own `ref_chosen_logps`/`ref_rejected_logps` columns: no reference model is held in training.
+        attn_implementation: the attention kernel of the models (transformers' `attn_implementation`, e.g. sdpa,
+            flex_attention, flash_attention_2); None: transformers' default.
         activation_checkpointing: recompute each transformer block's activations in the backward pass instead of
             keeping them (less memory, about a third more compute).
         disable_dropout: set every dropout probability of the policy to 0 (as the DPO reference code and TRL do),
@@ -64,6 +69,7 @@ class DAAModule(LightningModule):
         lora: LoRA | None = None,
         quantization: FourBit | None = None,
         cached_reference: bool = False,
+        attn_implementation: str | None = None,
         activation_checkpointing: bool = False,
         disable_dropout: bool = True,
     ) -> None:
@@ -85,6 +91,7 @@ class DAAModule(LightningModule):
         self.policy_dtype, self.reference_dtype = policy_dtype, reference_dtype
         self.lora, self.quantization = lora, quantization
         self.cached_reference = cached_reference
+        self.attn_implementation = attn_implementation
         self.activation_checkpointing = activation_checkpointing
         self.disable_dropout = disable_dropout
         self.policy: nn.Module | None = None  # built in configure_model
@@ -96,12 +103,37 @@ class DAAModule(LightningModule):
         # Checkpoints never hold the reference (Reference.state_dict is empty); loading one must not miss it.
         self.register_load_state_dict_post_hook(_ignore_missing_reference)
 
+    def setup(self, stage: str) -> None:
+        """With `cached_reference`, give the data its reference log-probs before any loader is built."""
+        if not self.cached_reference or self._trainer is None or self.trainer.datamodule is None:
+            return
+        strategy = self.trainer.strategy
+        load = self._load_reference
+        reference = self.reference_name or self.policy_name
+        # rank 0 computes what is missing, the other ranks then find it (one file per key, written atomically)
+        if strategy.global_rank == 0:
+            results = fill_reference_cache(
+                self.trainer.datamodule, reference, self.reference_dtype, strategy.root_device, load
+            )
+        strategy.barrier("reference cache")
+        if strategy.global_rank != 0:
+            results = fill_reference_cache(
+                self.trainer.datamodule, reference, self.reference_dtype, strategy.root_device, load
+            )
+        if results:
+            rank_zero_info(describe(results))
+
     def configure_model(self) -> None:
         """Build the policy and the reference (once), then let a sharding strategy shard both."""
         if self.policy is not None:  # Lightning calls this hook for every stage; the models are built once
             return
         model = load_causal_lm(
-            self.policy_name, self.policy_dtype, "model.policy", self.quantization, device=self._load_device()
+            self.policy_name,
+            self.policy_dtype,
+            "model.policy",
+            self.quantization,
+            device=self._load_device(),
+            attn_implementation=self.attn_implementation,
         )
         if self.disable_dropout:
             for module in model.modules():
@@ -116,11 +148,16 @@ class DAAModule(LightningModule):
             self.policy,
             self.policy_name,
             self.reference_name,
-            lambda name: load_causal_lm(name, self.reference_dtype, "model.reference"),
+            self._load_reference,
             cached=self.cached_reference,
         )
         if self._device_mesh is not None:  # a ModelParallelStrategy: shard here, as Lightning expects
             sharding_of(self.trainer.strategy).shard(self.policy, self.reference.shardable(), self._device_mesh)
+
+    def _load_reference(self, name: str) -> nn.Module:
+        return load_causal_lm(
+            name, self.reference_dtype, "model.reference", attn_implementation=self.attn_implementation
+        )
 
     def _load_device(self) -> torch.device | None:
         # A 4-bit model is quantized where it is loaded: on this rank's own device (each rank onto its own GPU).

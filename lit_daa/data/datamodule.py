@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 from datasets import Dataset
@@ -20,10 +21,13 @@ from lit_daa.data.eval_shards import EvalShardSampler, padded_for_ranks
 from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
 from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
-from lit_daa.data.tokenize import PairEncoder, TruncationRule, encode_pairs
+from lit_daa.data.tokenize import REFERENCE_COLUMNS, PairEncoder, TruncationRule, encode_pairs
 from lit_daa.errors import InputError
 from lit_daa.layouts import Concatenated, Layout
 from lit_daa.models import load_tokenizer
+
+if TYPE_CHECKING:
+    from lit_daa.reference_cache import CacheResult, ReferenceCache
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,19 @@ class PreferenceDataModule(LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def attach_reference_logps(self, cache: ReferenceCache) -> list[CacheResult]:
+        """Add cached reference log-prob columns to every split that lacks them (see `lit_daa.reference_cache`)."""
+        self._require(self.train_dataset)
+        results = []
+        for split in ("train", "val"):
+            dataset = getattr(self, f"{split}_dataset")
+            if dataset is None or all(c in dataset.column_names for c in REFERENCE_COLUMNS):
+                continue
+            dataset, result = cache.attach(dataset, split)
+            setattr(self, f"{split}_dataset", dataset)
+            results.append(result)
+        return results
 
     def _check_val_interval(self, batches: int) -> None:
         """Refuse, before training, a `val_check_interval` in batches that one epoch never reaches."""

@@ -23,6 +23,7 @@ from lit_daa.data.bad_rows import BadRow
 from lit_daa.data.schemas import Schema
 from lit_daa.errors import InputError
 
+REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 ENCODED_FEATURES = Features(
     {
         "index": Value("int64"),
@@ -121,6 +122,9 @@ class PairEncoder:
                     problems[i] = str(bad)
             for key, value in zip(ENCODED_FEATURES, (index, prompt, chosen, rejected, problems[i], cut), strict=True):
                 out[key].append(value)
+        if all(column in batch for column in REFERENCE_COLUMNS):  # the user's own precomputed reference log-probs
+            for column in REFERENCE_COLUMNS:
+                out[column] = [float(v) for v in batch[column]]
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
@@ -131,13 +135,17 @@ def encode_pairs(dataset: Dataset, encoder: PairEncoder, desc: str = "Tokenizing
     """Map `dataset` with `encoder`; returns only the `ENCODED_FEATURES` columns, one row per input row.
 
     `index` is the row's 0-based position in `dataset` (its source split), kept through any later skipping
-    or splitting, so a bad row and a batch row can always be traced back to the source.
+    or splitting, so a bad row and a batch row can always be traced back to the source. Columns
+    `ref_chosen_logps` and `ref_rejected_logps` (precomputed reference log-probs), when both are present, are kept.
     """
+    features = ENCODED_FEATURES
+    if all(column in dataset.column_names for column in REFERENCE_COLUMNS):
+        features = Features({**ENCODED_FEATURES, **{c: Value("float32") for c in REFERENCE_COLUMNS}})
     return dataset.map(
         encoder,
         batched=True,
         with_indices=True,
         remove_columns=dataset.column_names,
-        features=ENCODED_FEATURES,
+        features=features,
         desc=desc,
     )
