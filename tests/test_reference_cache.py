@@ -92,10 +92,9 @@ def test_packed_policy_against_a_concatenated_cache_starts_at_log_2(own_cache: P
 
 
 def test_reference_columns_in_the_users_data_are_used(tmp_path: Path) -> None:
-    rows = [
-        {"prompt": "the cat", "chosen": "sat down", "rejected": "ran", "ref_chosen_logps": -1.5, "ref_rejected_logps": -2.0},
-        {"prompt": "a dog", "chosen": "barked", "rejected": "slept well", "ref_chosen_logps": -3.0, "ref_rejected_logps": -4.5},
-    ]  # fmt: skip
+    texts = [("the cat", "sat down", "ran", -1.5, -2.0), ("a dog", "barked", "slept well", -3.0, -4.5)]
+    keys = ("prompt", "chosen", "rejected", "ref_chosen_logps", "ref_rejected_logps")
+    rows = [dict(zip(keys, values, strict=True)) for values in texts]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     dm = PreferenceDataModule(train_path=str(path), val_fraction=0.0, batch_size=2)
