@@ -148,3 +148,38 @@ def test_lightning_checkpoint_saves_trained_batch_count(tmp_path):
         resumed = Recorder()
         fit(resumed, ckpt_path=checkpoint)
         assert full.seen[:step] + resumed.seen == full.seen
+
+
+def test_length_buckets_keep_a_seeded_permutation_and_group_similar_lengths():
+    lengths = [(i * 37) % 101 for i in range(96)]
+    sampler = ResumableSampler(range(96), batch_size=4, seed=3, lengths=lengths, bucket_batches=6)
+    order = sampler.epoch_indices(0)
+    assert sorted(order) == list(range(96))  # still every row once
+    assert order == ResumableSampler(range(96), batch_size=4, seed=3, lengths=lengths, bucket_batches=6).epoch_indices(
+        0
+    )
+    assert order != sampler.epoch_indices(1)
+    spread = [
+        max(lengths[i] for i in order[k : k + 4]) - min(lengths[i] for i in order[k : k + 4]) for k in range(0, 96, 4)
+    ]
+    plain = ResumableSampler(range(96), batch_size=4, seed=3).epoch_indices(0)
+    plain_spread = [
+        max(lengths[i] for i in plain[k : k + 4]) - min(lengths[i] for i in plain[k : k + 4]) for k in range(0, 96, 4)
+    ]
+    assert sum(spread) < sum(plain_spread) / 3  # batches of similar lengths: far less padding
+
+
+def test_length_buckets_resume_mid_epoch_exactly():
+    lengths = [(i * 13) % 29 for i in range(40)]
+
+    def make() -> ResumableDataLoader:
+        sampler = ResumableSampler(list(range(40)), batch_size=4, seed=1, lengths=lengths, bucket_batches=3)
+        return ResumableDataLoader(list(range(40)), batch_size=4, sampler=sampler, collate_fn=list)
+
+    straight = [batch for batch in make()]
+    first = make()
+    it = iter(first)
+    seen = [next(it) for _ in range(4)]
+    resumed = make()
+    resumed.load_state_dict(first.state_dict())
+    assert seen + list(resumed) == straight

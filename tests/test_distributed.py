@@ -122,7 +122,7 @@ def test_two_process_resume_after_sigkill_is_exact(tmp_path: Path, strategy: lis
         # the same checkpoint on one device would train another order of pairs: refused in one sentence
         other = fit(tmp_path / "b", *strategy[:0], *run, "--ckpt_path=last", devices=1)
         assert other.returncode == 2
-        assert "resume with the same data, data.batch_size, data.seed and devices" in other.stderr
+        assert "resume with the same data, data.batch_size, data.seed, data.bucket_batches and devices" in other.stderr
         assert "Traceback" not in other.stderr
 
     resumed = fit(tmp_path / "b", *strategy, *run, "--ckpt_path=last", devices=2)

@@ -80,6 +80,8 @@ class PreferenceDataModule(LightningDataModule):
         layout: how a batch's pairs become model rows (`lit_daa.layouts`): `Concatenated` (every prompt twice,
             padded; any model), `SharedPrompt` (each prompt once) or `Packed` (each prompt once, several pairs per
             row up to a token budget, no padding but at the end); all give the same log-probs.
+        bucket_batches: put pairs of similar length in the same batch, sorting within groups of this many batches
+            of the seeded order (less padding; the order stays seeded and resumable). 0: off.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class PreferenceDataModule(LightningDataModule):
         num_workers: int = 0,
         seed: int = 42,
         layout: Layout = lazy_instance(Concatenated),
+        bucket_batches: int = 0,
     ) -> None:
         super().__init__()
         self.tokenizer_name = tokenizer
@@ -126,6 +129,9 @@ class PreferenceDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.layout = layout
+        if bucket_batches < 0:
+            raise InputError(f"data.bucket_batches must be at least 0, got {bucket_batches}")
+        self.bucket_batches = bucket_batches
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.report: DataReport | None = None
@@ -196,7 +202,16 @@ class PreferenceDataModule(LightningDataModule):
     def train_dataloader(self) -> ResumableDataLoader:
         dataset = self._require(self.train_dataset)
         ranks, rank = self._shard()
-        sampler = ResumableSampler(dataset, batch_size=self.batch_size, seed=self.seed, num_replicas=ranks, rank=rank)
+        lengths = pair_lengths(dataset) if self.bucket_batches > 1 else None
+        sampler = ResumableSampler(
+            dataset,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            num_replicas=ranks,
+            rank=rank,
+            lengths=lengths,
+            bucket_batches=self.bucket_batches,
+        )
         self._check_val_interval(math.ceil(sampler.num_samples / self.batch_size))
         return ResumableDataLoader(
             dataset,
@@ -270,6 +285,18 @@ class PreferenceDataModule(LightningDataModule):
             dataset = self.train_dataset
         assert dataset is not None
         return dataset
+
+
+def pair_lengths(dataset: Dataset) -> list[int]:
+    """Tokens of each pair (prompt + chosen + rejected), read through Arrow."""
+    import pyarrow.compute as pc
+
+    table = dataset.with_format("arrow")[:]
+    total = None
+    for column in ("prompt_ids", "chosen_ids", "rejected_ids"):
+        length = pc.list_value_length(table.column(column))
+        total = length if total is None else pc.add(total, length)
+    return total.to_pylist()
 
 
 def _choose_source(

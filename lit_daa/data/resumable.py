@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 import torch
@@ -60,6 +60,10 @@ class ResumableSampler(DistributedSampler):
         shuffle: permute the rows (False: row order, for checks).
         num_replicas: number of data-parallel ranks.
         rank: this process's rank.
+        lengths: tokens of each row; with `bucket_batches` > 1, rows of similar length share batches.
+        bucket_batches: length bucketing: the epoch's permutation is cut into groups of this many (global) batches,
+            each group is sorted by length and cut into batches, and the batches are shuffled within the group.
+            The order is still a function of (seed, epoch) alone, so resuming mid-epoch stays exact. 0 or 1: off.
     """
 
     def __init__(
@@ -70,6 +74,8 @@ class ResumableSampler(DistributedSampler):
         shuffle: bool = True,
         num_replicas: int = 1,
         rank: int = 0,
+        lengths: Sequence[int] | None = None,
+        bucket_batches: int = 0,
     ) -> None:
         if len(dataset) < num_replicas:
             raise InputError(
@@ -77,6 +83,9 @@ class ResumableSampler(DistributedSampler):
             )
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.batch_size = batch_size
+        if bucket_batches > 1 and (lengths is None or len(lengths) != len(dataset)):
+            raise ValueError("length bucketing needs one length per row")
+        self.lengths, self.bucket_batches = lengths, bucket_batches
         self.batches_done = 0  # batches of `self.epoch` handed out by the loader
         self._continue = True  # the next iteration continues `self.epoch`; False: it starts the next epoch
         self._skip = 0  # rows of this rank the running iteration skipped at its start
@@ -117,7 +126,24 @@ class ResumableSampler(DistributedSampler):
         else:
             order = list(range(n))
         # total_size = (n // ranks) * ranks: the permutation's tail beyond it is this epoch's left-out rows
+        order = order[: self.total_size]
+        if self.bucket_batches > 1:
+            order = self._bucketed(order, epoch)
         return order[self.rank : self.total_size : self.num_replicas]
+
+    def _bucketed(self, order: list[int], epoch: int) -> list[int]:
+        """`order` regrouped so that each global batch holds rows of similar length (see `bucket_batches`)."""
+        assert self.lengths is not None
+        step = self.batch_size * self.num_replicas  # one global batch: every rank's share of one step
+        group = step * self.bucket_batches
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch) ^ 0x5BD1E995)
+        out: list[int] = []
+        for start in range(0, len(order), group):
+            rows = sorted(order[start : start + group], key=lambda i: (self.lengths[i], i))
+            batches = [rows[k : k + step] for k in range(0, len(rows), step)]
+            for b in torch.randperm(len(batches), generator=generator).tolist():
+                out += batches[b]
+        return out
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.epoch_indices(self.epoch)[self._skip :])
@@ -130,11 +156,12 @@ class ResumableSampler(DistributedSampler):
             "num_samples": self.num_samples,
             "num_replicas": self.num_replicas,
             "seed": self.seed,
+            "bucket_batches": self.bucket_batches,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        keys = ("batch_size", "num_samples", "num_replicas", "seed")
-        saved = {k: state[k] for k in keys}
+        keys = ("batch_size", "num_samples", "num_replicas", "seed", "bucket_batches")
+        saved = {k: state.get(k, 0) for k in keys}
         now = {k: getattr(self, k) for k in keys}
         mid_epoch = 0 < state["batches_done"] < math.ceil(state["num_samples"] / state["batch_size"])
         if saved != now and mid_epoch:
@@ -142,15 +169,17 @@ class ResumableSampler(DistributedSampler):
             # point into a different sequence of batches, and the resumed run would not be the interrupted one.
             raise InputError(
                 f"the checkpoint's train loader stopped mid-epoch with {_describe(saved)}, but this run has "
-                f"{_describe(now)}; resume with the same data, data.batch_size, data.seed and devices"
+                f"{_describe(now)}; resume with the same data, data.batch_size, data.seed, data.bucket_batches "
+                "and devices"
             )
         self.epoch, self.batches_done, self._continue = int(state["epoch"]), int(state["batches_done"]), True
 
 
 def _describe(values: dict[str, Any]) -> str:
+    buckets = f" (length buckets of {values['bucket_batches']} batches)" if values["bucket_batches"] > 1 else ""
     return (
         f"{values['num_samples']} rows per device on {values['num_replicas']} device(s), "
-        f"batch size {values['batch_size']} and seed {values['seed']}"
+        f"batch size {values['batch_size']} and seed {values['seed']}{buckets}"
     )
 
 
