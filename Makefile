@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all lint bench sweep
+.PHONY: setup demo test test-all lint bench bench-tldr sweep
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,14 @@ lint: setup
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/step_benchmark.py --model embedded:neox-small --batch-size 8 --steps 30 --warmup 5 --repeats 3 --threads 1
+
+# TL;DR-shaped pairs (prompts 150-500 tokens, responses 10-60): every lit-daa layout, cached reference, TRL.
+bench-tldr: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/step_benchmark.py --data tldr --model random-neox:256x4x4 --prompt-range 150,500 \
+		--response-words 10,60 --max-length 600 --max-prompt-length 520 --batch-size 8 --steps 16 --warmup 4 \
+		--bucket-batches 8 --token-budget 1200 \
+		--frameworks lit-daa,lit-daa-shared,lit-daa-packed,lit-daa-shared-cached,lit-daa-packed-cached,trl
 
 # The over-optimization demo: 2 sizes x 3 objectives x 5 betas, 5 checkpoints each, then the analysis report.
 sweep: setup

@@ -16,6 +16,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lit-daa": {"layout": "Concatenated", "cached": False},
     "lit-daa-shared": {"layout": "SharedPrompt", "cached": False},
     "lit-daa-packed": {"layout": "Packed", "cached": False},
+    "lit-daa-shared-cached": {"layout": "SharedPrompt", "cached": True},
     "lit-daa-packed-cached": {"layout": "Packed", "cached": True},
 }
 
@@ -199,6 +200,8 @@ def run_lit_daa(spec: dict[str, Any], recorder: Recorder, variant: dict[str, Any
         objective=DPO(beta=spec["beta"]),
         optimizer=optimizer_factory(spec),
         cached_reference=variant["cached"],
+        # packing pays off on GPUs with FlexAttention, which skips the blocks a packed row's mask hides
+        attn_implementation="flex_attention" if cuda and variant["layout"] == "Packed" else None,
     )
     data = data_module(spec, variant["layout"])
     precompute_s = 0.0

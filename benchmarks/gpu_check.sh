@@ -9,9 +9,10 @@
 #      exported to Hugging Face format (loaded back): tokens/s, peak memory, MFU;
 #   4. the step benchmark, lit-daa against TRL's DPOTrainer, on a Pythia-160M-shaped random GPT-NeoX with sequences
 #      of up to 256 tokens;
-#   5. the same benchmark on embedded:neox-small with the CPU run's settings (batch 8, 30 steps, 5 warm-up).
+#   5. the TL;DR-shaped step benchmark (prompts 150-500 tokens) on the 160M shape: every lit-daa layout (Packed
+#      with FlexAttention) and the cached reference against TRL.
 # Results are appended to $OUT/RESULTS-gpu.md. A failing step does not stop the others; a step that would not
-# finish within the ~9-minute budget is skipped and says so. Full logs go to $OUT/logs/.
+# finish within the ~9-minute budget is skipped and says so (step 5 runs before step 4: it matters more). Full logs go to $OUT/logs/.
 # Wheels: pip download --no-deps -d .whl datasets jsonargparse docstring-parser typeshed-client trl dill \
 #   multiprocess peft bitsandbytes   (and huggingface_hub into .whl/optional/); carry .whl (under 64 MiB).
 #
@@ -140,17 +141,22 @@ step4_bench_160m() {
         bench small-long 300 --device cpu --model random-neox:64x2x2 --response-words 20,40 --max-length 64 \
             --batch-size 2 --steps 4 --warmup 1 --repeats 2
     else
-        bench 160m 240 --device cuda --model random-neox:768x12x12 --response-words 100,240 --max-length 256 \
-            --batch-size 16 --steps 40 --warmup 10 --repeats 2
+        bench 160m 120 --device cuda --model random-neox:768x12x12 --response-words 100,240 --max-length 256 \
+            --batch-size 16 --steps 40 --warmup 10
     fi
 }
 
-step5_bench_small() {
-    echo "== step 5: step benchmark, embedded:neox-small with the CPU run's settings"
+step5_bench_tldr() {
+    echo "== step 5: TL;DR-shaped step benchmark, every layout and the cached reference against TRL"
+    local all=lit-daa,lit-daa-shared,lit-daa-packed,lit-daa-shared-cached,lit-daa-packed-cached,trl
     if [ "$CPU_MODE" = 1 ]; then
-        bench neox-tiny 120 --device cpu --model embedded:neox-tiny --batch-size 2 --steps 4 --warmup 1
+        bench tldr-tiny 200 --device cpu --data tldr --model random-neox:64x2x4 --prompt-range 20,60 \
+            --response-words 3,10 --max-length 128 --max-prompt-length 64 --batch-size 4 --steps 6 --warmup 2 \
+            --bucket-batches 4 --token-budget 256 --frameworks "$all"
     else
-        bench neox-small 100 --device cuda --model embedded:neox-small --batch-size 8 --steps 30 --warmup 5
+        bench tldr-160m 150 --device cuda --data tldr --model random-neox:768x12x12 --prompt-range 150,500 \
+            --response-words 10,60 --max-length 600 --max-prompt-length 520 --batch-size 32 --steps 24 \
+            --warmup 6 --bucket-batches 8 --token-budget 4096 --frameworks "$all"
     fi
 }
 
@@ -190,7 +196,7 @@ run_step 0 step0_setup 0
 run_step 1 step1_quickstart 60
 run_step 2 step2_qlora_1b 200
 run_step 3 step3_fsdp2_410m 200
+run_step 5 step5_bench_tldr 150
 run_step 4 step4_bench_160m 120
-run_step 5 step5_bench_small 60
 [ -f "$OUT/RESULTS-gpu.md" ] && echo "== results (printed above) are in $OUT/RESULTS-gpu.md; full logs in $OUT/logs/"
 echo "== summary: ${STATUS[*]}; $(elapsed "$T_START") in all"

@@ -97,6 +97,7 @@ class DAAModule(LightningModule):
         self.policy: nn.Module | None = None  # built in configure_model
         self.reference: Reference | None = None
         self.tokenizer = load_tokenizer(policy)
+        self._first_nonfinite = torch.tensor(-1)
         self.train_metrics = preference_metrics("train/")
         self.val_metrics = preference_metrics("val/")
         self.test_metrics = preference_metrics("test/")
@@ -172,16 +173,38 @@ class DAAModule(LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         scored = self._score(batch)
         loss = scored.output.loss
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at global step {self.global_step} (batch {batch_idx});"
-                " training stopped before the optimizer step, so the last saved checkpoint is intact"
-            )
+        # The first step with a non-finite loss, kept on the device: reading it is a host sync, so on GPUs it is
+        # read only where a decision is due (log steps, before a checkpoint is written, at the end); on the CPU
+        # it costs nothing and is read at once, before the optimizer step.
+        bad = ~torch.isfinite(loss.detach())
+        self._first_nonfinite = torch.where(
+            bad & (self._first_nonfinite < 0), self.global_step, self._first_nonfinite.to(loss.device)
+        )
+        if loss.device.type == "cpu":
+            self._raise_if_nonfinite()
         values = scored.metric_values()
         b = values["losses"].shape[0]
         self.log_dict(self.train_metrics(**values), on_step=True, on_epoch=False, batch_size=b)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=b)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
+            self._raise_if_nonfinite()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._raise_if_nonfinite()  # never write weights that a non-finite loss has touched
+
+    def on_train_end(self) -> None:
+        self._raise_if_nonfinite()
+
+    def _raise_if_nonfinite(self) -> None:
+        step = int(self._first_nonfinite)
+        if step >= 0:
+            raise NonFiniteLossError(
+                f"the training loss became non-finite (NaN or infinite) at global step {step}; training stopped "
+                "before that step's weights were saved, so the last saved checkpoint is intact"
+            )
 
     def on_train_epoch_end(self) -> None:
         self.train_metrics.reset()

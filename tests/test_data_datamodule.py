@@ -49,7 +49,7 @@ def test_synthetic_source_with_the_embedded_tokenizer(tmp_path, monkeypatch):
     loader = dm.train_dataloader()
     assert isinstance(loader, ResumableDataLoader) and len(loader) == 10
     batch = next(iter(loader))
-    assert batch["input_ids"].shape[0] == 8 and batch["index"].shape == (4,)
+    assert batch["input_ids"].shape[0] == 4 and batch["index"].shape == (4,)  # SharedPrompt: a row per pair
     row = dm.train_dataset[int(batch["index"][0])]  # no hold-out: row i of the dataset has index i
     pair = SyntheticWorld().pairs(40, 0)[int(batch["index"][0])]
     response = batch["target_ids"][batch["target_seq"] == 0]  # sequence 0: the first pair's chosen response

@@ -23,7 +23,7 @@ from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
 from lit_daa.data.tokenize import REFERENCE_COLUMNS, PairEncoder, TruncationRule, encode_pairs
 from lit_daa.errors import InputError
-from lit_daa.layouts import Concatenated, Layout
+from lit_daa.layouts import Layout, SharedPrompt
 from lit_daa.models import load_tokenizer
 
 if TYPE_CHECKING:
@@ -77,9 +77,11 @@ class PreferenceDataModule(LightningDataModule):
         eval_batch_size: pairs per validation/test batch; None: batch_size.
         num_workers: DataLoader worker processes.
         seed: seed of the training order (per epoch) and of the validation hold-out.
-        layout: how a batch's pairs become model rows (`lit_daa.layouts`): `Concatenated` (every prompt twice,
-            padded; any model), `SharedPrompt` (each prompt once) or `Packed` (each prompt once, several pairs per
-            row up to a token budget, no padding but at the end); all give the same log-probs.
+        layout: how a batch's pairs become model rows (`lit_daa.layouts`): `SharedPrompt` (default: each prompt
+            once; needs sdpa or flex_attention, as Hugging Face models use by default), `Packed` (each prompt once,
+            several pairs per row up to a token budget: no padding but at the end; best with flex_attention on
+            GPUs) or `Concatenated` (every prompt twice, padded; works with any attention); all give the same
+            log-probs.
         bucket_batches: put pairs of similar length in the same batch, sorting within groups of this many batches
             of the seeded order (less padding; the order stays seeded and resumable). 0: off.
     """
@@ -104,7 +106,7 @@ class PreferenceDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 42,
-        layout: Layout = lazy_instance(Concatenated),
+        layout: Layout = lazy_instance(SharedPrompt),
         bucket_batches: int = 0,
     ) -> None:
         super().__init__()
