@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import warnings
 from collections.abc import Callable
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_daa.callbacks import ExportPolicy, FinalReport
+from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.errors import InputError
 from lit_daa.module import DAAModule, NonFiniteLossError
@@ -77,19 +77,17 @@ def extra_command(name: str) -> Callable[[list[str]], int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lit-daa` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose, argv = verbose_requested(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    # main(argv) is how tests and sweeps call the CLI in-process; the warning about args beside sys.argv is moot
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    # the frozen reference is in eval mode on purpose (reference.py); Lightning's notice about it is noise
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    if not verbose:
+        quiet()
     if not argv or argv[0] in ("-h", "--help"):
         # LightningCLI's help lists only the Trainer's subcommands; name lit-daa's own first.
         print(f"lit-daa commands: fit, validate, test, predict (Lightning) and {', '.join(EXTRA_COMMANDS)};")
-        print("'lit-daa COMMAND --help' describes each.\n")
+        print("'lit-daa COMMAND --help' describes each; --verbose (or LIT_DAA_VERBOSE=1) shows third-party notices.\n")
     try:
         if argv and argv[0] in EXTRA_COMMANDS:
             return extra_command(argv[0])(argv[1:])
