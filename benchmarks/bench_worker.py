@@ -180,6 +180,7 @@ def run_lit_daa(spec: dict[str, Any], recorder: Recorder, variant: dict[str, Any
     import lightning as L
     import torch
 
+    from lit_daa.layouts import real_tokens
     from lit_daa.module import DAAModule
     from lit_daa.objectives import DPO
     from lit_daa.reference_cache import fill_reference_cache
@@ -189,8 +190,7 @@ def run_lit_daa(spec: dict[str, Any], recorder: Recorder, variant: dict[str, Any
             recorder.begin()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-            real = batch["attention_mask"].sum() if "attention_mask" in batch else (batch["doc_ids"] >= 0).sum()
-            recorder.batch(outputs["loss"], batch["input_ids"], real)
+            recorder.batch(outputs["loss"], batch["input_ids"], real_tokens(batch))
             recorder.step_end()
 
     L.seed_everything(0, verbose=False)

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lit_daa.layouts import real_tokens
+
 
 class FitProbe(Callback):
     """Record each optimizer step's wall time and real tokens; write `out` (rank 0) when training ends.
@@ -40,7 +42,7 @@ class FitProbe(Callback):
         self._sync(trainer)
         self._t0 = time.perf_counter()
         # real tokens of the [chosen; rejected] rows on this rank, times the data-parallel ranks
-        self.tokens.append(int(batch["attention_mask"].sum()) * trainer.world_size)
+        self.tokens.append(int(real_tokens(batch)) * trainer.world_size)
 
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
         self._sync(trainer)

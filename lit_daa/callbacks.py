@@ -8,6 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from lit_daa.export import export_policy
+from lit_daa.model_card import write_model_card
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -44,7 +45,10 @@ def save_hf_policy(trainer: Trainer, pl_module: LightningModule, target: Path) -
 
     Call on every rank; returns what global rank 0 wrote ({} on the others): "policy" and, for peft, "adapter".
     """
-    return export_policy(pl_module.policy, pl_module.tokenizer, target, trainer.global_rank)
+    written = export_policy(pl_module.policy, pl_module.tokenizer, target, trainer.global_rank)
+    if "policy" in written:
+        write_model_card(written["policy"], trainer, pl_module)  # how the weights were made
+    return written
 
 
 EXPORT_LABELS = {

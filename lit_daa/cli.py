@@ -6,11 +6,13 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_daa.callbacks import ExportPolicy, FinalReport
+from lit_daa.cli_config import settle_data_source, settle_output_root, settle_precision
 from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.errors import InputError
@@ -31,9 +33,16 @@ class DAACLI(LightningCLI):
         parser.add_lightning_class_args(ExportPolicy, "export")
         parser.add_lightning_class_args(FinalReport, "report")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self.argv = list(sys.argv[1:] if args is None else args)  # what was typed, to tell it from the configs
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_strategy(config.trainer.strategy)
+        settle_data_source(config.data, self.argv)
+        settle_output_root(config.trainer, self.argv)
+        settle_precision(config.trainer)
 
 
 def trainer_defaults() -> dict:

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lit_daa.adapters import LoRA, enable_activation_checkpointing
+from lit_daa.data.resumable import reopen_unfinished_epoch
 from lit_daa.errors import InputError
 from lit_daa.metrics import preference_metrics
 from lit_daa.models import DTYPES, load_causal_lm, load_tokenizer, resolve_model
@@ -191,6 +192,10 @@ class DAAModule(LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
             self._raise_if_nonfinite()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # a run stopped by max_steps mid-epoch continues that epoch when resumed with more steps
+        reopen_unfinished_epoch(checkpoint)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._raise_if_nonfinite()  # never write weights that a non-finite loss has touched

@@ -314,7 +314,8 @@ def _choose_source(
     given = [option for option, value in options.items() if value is not None]
     if len(given) != 1:
         found = f"{' and '.join(given)} were given" if given else "none was given"
-        raise InputError(f"give the training data with exactly one of {', '.join(options)} ({found})")
+        fix = f"; keep one, e.g. with --{given[-1]} null" if len(given) > 1 else ""
+        raise InputError(f"give the training data with exactly one of {', '.join(options)} ({found}{fix})")
     if val_path is not None and train_path is None:
         raise InputError("data.val_path needs data.train_path (with data.hub_dataset use data.hub_val_split)")
     if (hub_config is not None or hub_val_split is not None) and hub_dataset is None:

@@ -213,3 +213,26 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if isinstance(self.sampler, ResumableSampler) and state:
             self.sampler.load_state_dict(state)
+
+
+def reopen_unfinished_epoch(checkpoint: dict[str, Any]) -> bool:
+    """Let a run that stopped mid-epoch at `max_steps` be resumed with a larger `max_steps`; True if changed.
+
+    Lightning counts the epoch as completed when `max_steps` ends it early, so a resume with more steps would stop
+    at once (`max_epochs` reached). When the checkpoint's train loader stopped mid-epoch, the epoch is marked as
+    not completed instead, and training continues at the loader's next batch: the order an uninterrupted longer
+    run would have seen.
+    """
+    loops = checkpoint.get("loops", {}).get("fit_loop", {})
+    loaders = loops.get("state_dict", {}).get("combined_loader") or []
+    progress = loops.get("epoch_progress")
+    if len(loaders) != 1 or not loaders[0] or progress is None:
+        return False
+    state = loaders[0]
+    per_epoch = math.ceil(state["num_samples"] / state["batch_size"])
+    epoch = int(state["epoch"])
+    if not 0 < state["batches_done"] < per_epoch or progress["current"]["completed"] != epoch + 1:
+        return False
+    for scope in ("current", "total"):
+        progress[scope]["completed"] = progress[scope]["processed"] = epoch
+    return True

@@ -114,6 +114,8 @@ class FileSource(PreferenceSource):
         try:
             return datasets.load_dataset(builder, data_files=str(file.resolve()), split="train")
         except Exception as err:  # datasets wraps parser errors in several types; all mean an unreadable file
+            if suffix == ".json":
+                describe_json_structure(file, path)  # names the element at fault, when one is
             raise InputError(f"{option} '{path}' could not be read as {builder} ({_first_line(err)})") from None
 
     def _load_folder(self, folder: Path, path: str, option: str, split: str, required: bool) -> Dataset | None:
@@ -199,6 +201,27 @@ def _check_line(line: str, number: int, name: str, lines: list[int]) -> None:
     if not isinstance(record, dict):
         raise InputError(f"{name} line {number} is a JSON {type(record).__name__}, not an object")
     lines.append(number)
+
+
+def describe_json_structure(file: Path, name: str) -> None:
+    """Raise one sentence naming what is wrong with a .json file's structure (read only after loading failed)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{name} is not UTF-8 text") from None
+    if isinstance(data, list):
+        for i, element in enumerate(data, start=1):
+            if not isinstance(element, dict):
+                kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+                what = kind.get(type(element), "null" if element is None else type(element).__name__)
+                raise InputError(
+                    f"{name} element {i} is {what}, expected an object with prompt/chosen/rejected "
+                    "(or the fields of data.schema)"
+                )
+    elif not isinstance(data, dict):
+        raise InputError(f"{name} holds a JSON {type(data).__name__}; expected an array of objects, one per pair")
 
 
 def _first_line(err: BaseException) -> str:

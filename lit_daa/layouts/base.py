@@ -57,3 +57,10 @@ def sequence_batch(
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def real_tokens(batch: Mapping[str, Any]) -> Tensor:
+    """The number of real (non-padding) tokens a scoring batch's rows hold, as a 0-d tensor (no host sync)."""
+    if "attention_mask" in batch:
+        return batch["attention_mask"].sum()
+    return (batch["doc_ids"] >= 0).sum()
