@@ -101,13 +101,20 @@ class DAAModule(LightningModule):
         self._first_nonfinite = torch.tensor(-1)
         self.train_metrics = preference_metrics("train/")
         self.val_metrics = preference_metrics("val/")
+        self.extra_val_metrics = nn.ModuleDict()  # data.extra_val sets, by name, logged as val/<name>/...
+        self.val_names = [""]
         self.test_metrics = preference_metrics("test/")
         # Checkpoints never hold the reference (Reference.state_dict is empty); loading one must not miss it.
         self.register_load_state_dict_post_hook(_ignore_missing_reference)
 
     def setup(self, stage: str) -> None:
-        """With `cached_reference`, give the data its reference log-probs before any loader is built."""
-        if not self.cached_reference or self._trainer is None or self.trainer.datamodule is None:
+        """Metrics for the data's extra validation sets; with `cached_reference`, the data's reference log-probs."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        self.val_names = list(getattr(datamodule, "val_names", [""]) or [""])
+        for name in self.val_names:
+            if name and name not in self.extra_val_metrics:
+                self.extra_val_metrics[name] = preference_metrics(f"val/{name}/")
+        if not self.cached_reference or datamodule is None:
             return
         strategy = self.trainer.strategy
         load = self._load_reference
@@ -214,11 +221,15 @@ class DAAModule(LightningModule):
     def on_train_epoch_end(self) -> None:
         self.train_metrics.reset()
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         values = self._score(batch).metric_values()
-        self.val_metrics.update(**values)
-        self.log_dict(self.val_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
-        self.log("val/acc", self.val_metrics["rewards/accuracies"], prog_bar=True, logger=False)
+        name = self.val_names[dataloader_idx] if dataloader_idx < len(self.val_names) else ""
+        metrics = self.extra_val_metrics[name] if name else self.val_metrics
+        metrics.update(**values)
+        b = values["losses"].shape[0]
+        self.log_dict(metrics, on_epoch=True, batch_size=b, add_dataloader_idx=False)
+        if not name:
+            self.log("val/acc", metrics["rewards/accuracies"], prog_bar=True, logger=False, add_dataloader_idx=False)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         values = self._score(batch).metric_values()

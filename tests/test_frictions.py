@@ -122,3 +122,32 @@ def test_resume_with_more_steps_continues_like_one_longer_run(tmp_path: Path, ca
     a = load_file(tmp_path / "long" / "hf_policy" / "model.safetensors")
     b = load_file(tmp_path / "short" / "hf_policy" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_test_path_and_named_extra_validation_sets(tmp_path: Path, capsys) -> None:
+    test = write_jsonl(tmp_path / "test.jsonl", PAIRS[:6])
+    ood = write_jsonl(tmp_path / "ood.jsonl", list(reversed(PAIRS[:10])))
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(f"data:\n  test_path: {test}\n  extra_val:\n    ood: {ood}\n")
+    root = tmp_path / "run"
+    assert main(fit(root, "--config", str(extra), "--data.source.init_args.num_train=32")) == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(root / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"val/loss", "val/rewards/accuracies", "val/ood/loss", "val/ood/rewards/accuracies"} <= tags
+    assert not any("dataloader_idx" in t for t in tags)
+    capsys.readouterr()
+    ckpt = str(root / "checkpoints" / "last.ckpt")
+    argv = ["test", "--config", QUICKSTART, "--config", str(extra), f"--trainer.default_root_dir={root}"]
+    assert main([*argv, f"--ckpt_path={ckpt}", "--data.source.init_args.num_train=32"]) == 0
+    assert "test/loss" in capsys.readouterr().out
+
+
+def test_extra_sets_get_the_same_bad_row_checks(tmp_path: Path, capsys) -> None:
+    bad = write_jsonl(tmp_path / "bad.jsonl", [PAIRS[0], {"prompt": "x", "chosen": "", "rejected": "y"}])
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(f"data:\n  extra_val:\n    ood: {bad}\n")
+    assert main(fit(tmp_path / "run", "--config", str(extra))) == 2
+    assert f"{bad} line 2, field 'chosen': empty response" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -82,6 +83,11 @@ class PreferenceDataModule(LightningDataModule):
             several pairs per row up to a token budget: no padding but at the end; best with flex_attention on
             GPUs) or `Concatenated` (every prompt twice, padded; works with any attention); all give the same
             log-probs.
+        test_path: pairs for `lit-daa test` (a file or save_to_disk folder); without it (and without
+            hub_test_split) `lit-daa test` scores the validation pairs.
+        hub_test_split: with hub_dataset: the split `lit-daa test` scores.
+        extra_val: named extra validation sets, {name: file or folder}, e.g. {ood: ood.jsonl}; each is checked like
+            the training data and logged as `val/<name>/...` (the main set stays `val/...`).
         bucket_batches: put pairs of similar length in the same batch, sorting within groups of this many batches
             of the seeded order (less padding; the order stays seeded and resumable). 0: off.
     """
@@ -108,6 +114,9 @@ class PreferenceDataModule(LightningDataModule):
         seed: int = 42,
         layout: Layout = lazy_instance(SharedPrompt),
         bucket_batches: int = 0,
+        test_path: str | None = None,
+        hub_test_split: str | None = None,
+        extra_val: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.tokenizer_name = tokenizer
@@ -134,8 +143,22 @@ class PreferenceDataModule(LightningDataModule):
         if bucket_batches < 0:
             raise InputError(f"data.bucket_batches must be at least 0, got {bucket_batches}")
         self.bucket_batches = bucket_batches
+        self.extra_sources: dict[str, PreferenceSource] = {}  # "test" and "val/<name>" sets, each from its own source
+        if test_path is not None and hub_test_split is not None:
+            raise InputError("give the test pairs with one of data.test_path and data.hub_test_split")
+        if hub_test_split is not None:
+            if hub_dataset is None:
+                raise InputError("data.hub_test_split needs data.hub_dataset")
+            self.extra_sources["test"] = HubSource(hub_dataset, hub_config, hub_test_split)
+        if test_path is not None:
+            self.extra_sources["test"] = _file_source(test_path, "data.test_path")
+        for name, path in (extra_val or {}).items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise InputError(f"data.extra_val name '{name}' must be letters, digits, '_', '-' or '.'")
+            self.extra_sources[f"val/{name}"] = _file_source(path, f"data.extra_val.{name}")
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
+        self.extra_datasets: dict[str, Dataset] = {}
         self.report: DataReport | None = None
 
     @cached_property
@@ -154,6 +177,8 @@ class PreferenceDataModule(LightningDataModule):
         self.tokenizer  # noqa: B018 - loading is the point
         self.source.train()
         self.source.validation()
+        for source in self.extra_sources.values():
+            source.train()
 
     def setup(self, stage: str | None = None) -> None:
         """Load, check and tokenize every split; later calls do nothing (Lightning calls it once per stage)."""
@@ -167,13 +192,16 @@ class PreferenceDataModule(LightningDataModule):
             train, val = self._hold_out(train, train_report.source)
             val_report = None
         self.train_dataset, self.val_dataset = train, val
+        for key, source in self.extra_sources.items():
+            self.extra_datasets[key], _ = self._encode(TRAIN, source.train(), source)
         self.report = DataReport(train_report, val_report, len(train), 0 if val is None else len(val))
         rank_zero_info(f"{len(train)} training pairs, {self.report.val_pairs} validation pairs")
 
-    def _encode(self, split: str, raw: Dataset) -> tuple[Dataset, SplitReport]:
+    def _encode(self, split: str, raw: Dataset, source: PreferenceSource | None = None) -> tuple[Dataset, SplitReport]:
+        source = source or self.source
         if not isinstance(raw, Dataset):
-            raise InputError(f"data.source {type(self.source).__name__} returned {type(raw).__name__}, not a Dataset")
-        name = self.source.split_name(split)
+            raise InputError(f"data.source {type(source).__name__} returned {type(raw).__name__}, not a Dataset")
+        name = source.split_name(split)
         if len(raw) == 0:
             raise InputError(f"{name} has no rows")
         if self.schema is None:
@@ -183,7 +211,7 @@ class PreferenceDataModule(LightningDataModule):
             check_columns(schema, raw.features, name)
         encoder = PairEncoder(schema, self.tokenizer, self.rule)
         encoded = encode_pairs(raw, encoder, desc=f"Tokenizing {name}")
-        clean, report = settle_bad_rows(encoded, name, lambda i: self.source.row_label(split, i), self.skip_bad_rows)
+        clean, report = settle_bad_rows(encoded, name, lambda i: source.row_label(split, i), self.skip_bad_rows)
         rank_zero_info(report.summary())
         return clean, report
 
@@ -235,7 +263,18 @@ class PreferenceDataModule(LightningDataModule):
             dataset, result = cache.attach(dataset, split)
             setattr(self, f"{split}_dataset", dataset)
             results.append(result)
+        for key, dataset in self.extra_datasets.items():
+            if not all(c in dataset.column_names for c in REFERENCE_COLUMNS):
+                self.extra_datasets[key], result = cache.attach(dataset, key)
+                results.append(result)
         return results
+
+    @property
+    def val_names(self) -> list[str]:
+        """The validation sets in dataloader order: "" for the main set (logged as val/...), then extra names."""
+        self._require(self.train_dataset)
+        main = [""] if self.val_dataset is not None else []
+        return main + [key.removeprefix("val/") for key in self.extra_datasets if key.startswith("val/")]
 
     def _check_val_interval(self, batches: int) -> None:
         """Refuse, before training, a `val_check_interval` in batches that one epoch never reaches."""
@@ -256,18 +295,23 @@ class PreferenceDataModule(LightningDataModule):
             )
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._eval_loader()
+        """The main validation set, then the `extra_val` sets (in `val_names` order)."""
+        self._require(self.train_dataset)
+        loaders = [self._eval_loader(self.val_dataset)] if self.val_dataset is not None else []
+        loaders += [self._eval_loader(d) for k, d in self.extra_datasets.items() if k.startswith("val/")]
+        return loaders[0] if len(loaders) == 1 else loaders  # an empty list: Lightning runs no validation
 
     def test_dataloader(self) -> DataLoader | list:
-        """The validation split (there is no separate test split)."""
-        return self._eval_loader()
-
-    def _eval_loader(self) -> DataLoader | list:
+        """The test pairs (data.test_path / hub_test_split), else the validation pairs."""
         self._require(self.train_dataset)
-        if self.val_dataset is None:
-            return []  # Lightning reads an empty list as "no validation"
+        if "test" in self.extra_datasets:
+            return self._eval_loader(self.extra_datasets["test"])
+        rank_zero_info("no data.test_path: lit-daa test scores the validation pairs")
+        return self._eval_loader(self.val_dataset) if self.val_dataset is not None else []
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
         ranks, rank = self._shard()
-        rows = padded_for_ranks(self.val_dataset, ranks)  # each pair counted once over all ranks
+        rows = padded_for_ranks(dataset, ranks)  # each pair counted once over all ranks
         return DataLoader(
             rows,
             batch_size=self.eval_batch_size,
@@ -287,6 +331,13 @@ class PreferenceDataModule(LightningDataModule):
             dataset = self.train_dataset
         assert dataset is not None
         return dataset
+
+
+def _file_source(path: str, option: str) -> FileSource:
+    """A FileSource for one extra set (its rows are its `train` split), naming `option` in errors."""
+    source = FileSource(path)
+    source.train_option = option
+    return source
 
 
 def pair_lengths(dataset: Dataset) -> list[int]:

@@ -69,8 +69,11 @@ class FileSource(PreferenceSource):
         self.name = train_path
         self._line_numbers: dict[str, list[int]] = {}
 
+    # The option messages name for train_path; the data module points it at e.g. data.test_path for extra sets.
+    train_option: str | None = None
+
     def train(self) -> Dataset:
-        return self._load(self.train_path, f"{self.option_prefix}train_path", TRAIN)
+        return self._load(self.train_path, self.train_option or f"{self.option_prefix}train_path", TRAIN)
 
     def validation(self) -> Dataset | None:
         if self.val_path is not None:
