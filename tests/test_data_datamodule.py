@@ -23,7 +23,10 @@ def jsonl(path, rows) -> str:
     ("options", "message"),
     [
         ({}, "exactly one of data.train_path, data.hub_dataset, data.source (none was given)"),
-        ({"train_path": "a.jsonl", "hub_dataset": "x/y"}, "(data.train_path and data.hub_dataset were given)"),
+        (
+            {"train_path": "a.jsonl", "hub_dataset": "x/y"},
+            "(data.train_path and data.hub_dataset were given; keep one, e.g. with --data.hub_dataset null)",
+        ),
         ({"source": SyntheticPreferences(), "val_path": "v.jsonl"}, "data.val_path needs data.train_path"),
         ({"source": SyntheticPreferences(), "val_fraction": 1.0}, "data.val_fraction must be in [0, 1)"),
         ({"source": SyntheticPreferences(), "batch_size": 0}, "data.batch_size must be at least 1"),
