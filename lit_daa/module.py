@@ -194,6 +194,8 @@ class DAAModule(LightningModule):
         b = values["losses"].shape[0]
         self.log_dict(self.train_metrics(**values), on_step=True, on_epoch=False, batch_size=b)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=b)
+        for name, value in scored.output.parts.items():  # a composed objective's parts
+            self.log(f"train/loss/{name}", value, on_step=True, on_epoch=False, batch_size=b)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

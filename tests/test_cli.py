@@ -51,13 +51,26 @@ def test_help_lists_objectives(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
     out = capsys.readouterr().out
-    for name in ("DPO", "IPO", "SLiC", "RDPO", "SimPO", "SFT"):
-        assert f"lit_daa.objectives.{name}" in out or f"{name}" in out
+    import lit_daa.objectives as objectives
+
+    helpers = ("Objective", "ObjectiveOutput", "PairLogps", "Divergence", "Alpha", "ForwardKL", "JensenShannon")
+    names = [n for n in objectives.__all__ if n not in (*helpers, "ReverseKL")]
+    assert len(names) == 21  # every objective class, Weighted and FDPO included
+    for name in names:
+        assert f"lit_daa.objectives.{name}" in out, name
     assert "--model.objective" in out
 
 
+NEW_OBJECTIVES = [
+    ["RobustDPO"], ["EXO"], ["NCA"], ["BCOPair"], ["SPPOHard"], ["AOT"], ["AOTUnpaired"], ["APOZero"], ["APODown"],
+    ["DiscoPOP"], ["NormalizedDPO", "1.0"], ["ORPO"], ["CPO"], ["FDPO"],
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "objective", [["DPO"], ["IPO", "0.5"], ["SLiC"], ["RDPO"], ["SimPO", "2.0"], ["SFT", "1.0"]], ids=lambda o: o[0]
+    "objective",
+    [["DPO"], ["IPO", "0.5"], ["SLiC"], ["RDPO"], ["SimPO", "2.0"], ["SFT", "1.0"], *NEW_OBJECTIVES],
+    ids=lambda o: o[0],
 )
 def test_each_objective_trains_from_the_command_line(tmp_path: Path, objective: list[str]) -> None:
     name, *beta = objective

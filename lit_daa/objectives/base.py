@@ -7,7 +7,7 @@ the Lightning module, the precomputed-reference path and the tabular toy MDP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -76,12 +76,14 @@ class ObjectiveOutput:
         losses: (B,) per-pair loss, differentiable.
         chosen_rewards: (B,) implicit reward of y_w, detached.
         rejected_rewards: (B,) implicit reward of y_l, detached.
+        parts: scalar losses of a composed objective's parts, by name, detached (logged as train/loss/<name>).
     """
 
     loss: Tensor
     losses: Tensor
     chosen_rewards: Tensor
     rejected_rewards: Tensor
+    parts: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Objective(nn.Module):
