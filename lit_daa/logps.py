@@ -10,11 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from lit_daa.layouts.masks import attention_mask
+
+
+def token_logps_and_collision(logits: Tensor, targets: Tensor, chunk_rows: int = 1024) -> tuple[Tensor, Tensor]:
+    """log p(target) and log sum_v p(v)^2 per row of (K, V) logits, in float32 `chunk_rows` rows at a time.
+
+    The second is the log collision probability of the predicted distribution (WPO's per-token normaliser).
+    """
+    picked_out, collision_out = [], []
+    for start in range(0, logits.shape[0], chunk_rows):
+        rows = logits[start : start + chunk_rows].float()
+        norm = torch.logsumexp(rows, dim=-1)
+        picked = rows.gather(-1, targets[start : start + chunk_rows].unsqueeze(-1)).squeeze(-1)
+        picked_out.append(picked - norm)
+        collision_out.append(torch.logsumexp(2.0 * rows, dim=-1) - 2.0 * norm)
+    if not picked_out:
+        empty = logits.new_zeros(0, dtype=torch.float32)
+        return empty, empty
+    return torch.cat(picked_out), torch.cat(collision_out)
 
 
 def token_logps(logits: Tensor, targets: Tensor, chunk_rows: int = 1024) -> Tensor:
@@ -61,6 +80,29 @@ def head_on_positions(model: nn.Module, flat_positions: Tensor) -> Iterator[None
         handle.remove()
 
 
+@dataclass
+class TokenScores:
+    """Per scored token (K,) of a scoring batch: log p(token) and log sum_v p(v)^2 (both float32)."""
+
+    logps: Tensor
+    collision: Tensor
+
+    def sums(self, batch: dict[str, Tensor]) -> Tensor:
+        """(N,) per-sequence sums of `logps`."""
+        out = torch.zeros(batch["counts"].shape[0], dtype=torch.float32, device=self.logps.device)
+        return out.index_add_(0, batch["target_seq"], self.logps)
+
+
+def batch_token_scores(model: nn.Module, batch: dict[str, Tensor]) -> TokenScores:
+    """The model's `TokenScores` on a scoring batch (one forward; the LM head on scored positions only)."""
+    mask = attention_mask(model, batch)
+    with head_on_positions(model, batch["target_index"]):
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
+        ).logits
+    return TokenScores(*token_logps_and_collision(logits.reshape(-1, logits.shape[-1]), batch["target_ids"]))
+
+
 def batch_logps(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Sum of log p(token) over each sequence's response tokens, and the response token counts.
 
@@ -73,15 +115,7 @@ def batch_logps(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Ten
         sums: (N,) float32 sum over response tokens of log p(token | prefix).
         counts: (N,) float32 number of response tokens.
     """
-    mask = attention_mask(model, batch)
-    with head_on_positions(model, batch["target_index"]):
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
-        ).logits
-    per_token = token_logps(logits.reshape(-1, logits.shape[-1]), batch["target_ids"])
-    counts = batch["counts"]
-    sums = torch.zeros(counts.shape[0], dtype=torch.float32, device=per_token.device)
-    return sums.index_add_(0, batch["target_seq"], per_token), counts
+    return batch_token_scores(model, batch).sums(batch), batch["counts"]
 
 
 def right_pad(
@@ -127,6 +161,7 @@ def response_logps(
         "target_index": rows * t + cols - 1,
         "target_ids": input_ids[rows, cols],
         "target_seq": rows,
+        "target_pos": cols - response_mask.float().argmax(dim=1)[rows],
         "counts": scored.sum(dim=1).float(),
     }
     return batch_logps(model, batch)

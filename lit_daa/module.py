@@ -97,6 +97,7 @@ class DAAModule(LightningModule):
         self.disable_dropout = disable_dropout
         self.policy: nn.Module | None = None  # built in configure_model
         self.reference: Reference | None = None
+        self.persist_reference = False  # a moving reference (TR-DPO) is checkpointed with the policy
         self.tokenizer = load_tokenizer(policy)
         self._first_nonfinite = torch.tensor(-1)
         self.train_metrics = preference_metrics("train/")
@@ -160,6 +161,7 @@ class DAAModule(LightningModule):
             self._load_reference,
             cached=self.cached_reference,
         )
+        self.reference.persistent = self.persist_reference
         if self._device_mesh is not None:  # a ModelParallelStrategy: shard here, as Lightning expects
             sharding_of(self.trainer.strategy).shard(self.policy, self.reference.shardable(), self._device_mesh)
 

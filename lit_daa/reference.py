@@ -26,19 +26,25 @@ import torch
 from torch import Tensor, nn
 
 from lit_daa.errors import InputError
-from lit_daa.logps import batch_logps
+from lit_daa.logps import TokenScores, batch_token_scores
 
 
 class Reference(nn.Module):
     """Base: `logps(batch)` returns (2B,) reference sequence log-probs, or None for reference-free objectives."""
 
     def logps(self, batch: dict[str, Tensor]) -> Tensor | None:
-        if "ref_logps" in batch:  # a precomputed cache always wins: it is what the whole sweep shares
-            return batch["ref_logps"]
-        with torch.no_grad():
-            return self.compute(batch)
+        """(2B,) reference sequence log-probs, or None."""
+        return self.scores(batch)[0]
 
-    def compute(self, batch: dict[str, Tensor]) -> Tensor | None:
+    def scores(self, batch: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        """(2B,) sequence log-probs and (K,) per-token log-probs (None where only sums exist, e.g. a cache)."""
+        if "ref_logps" in batch:  # a precomputed cache always wins: it is what the whole sweep shares
+            return batch["ref_logps"], None
+        with torch.no_grad():
+            token = self.compute(batch)
+        return token.sums(batch), token.logps
+
+    def compute(self, batch: dict[str, Tensor]) -> TokenScores:
         raise NotImplementedError
 
     def shardable(self) -> nn.Module | None:
@@ -49,22 +55,27 @@ class Reference(nn.Module):
         # The reference never trains: Trainer and user calls of .train() leave it (and its dropout) in eval mode.
         return super().train(False)
 
+    # True only while the reference moves (TR-DPO, `lit_daa.moving_reference`): then it must be saved to resume
+    persistent: bool = False
+
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> Any:
-        # Never checkpointed: the reference is reloaded from its checkpoint name, so nothing of it is written.
+        if self.persistent:
+            return super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        # Not checkpointed: the reference is reloaded from its checkpoint name, so nothing of it is written.
         return OrderedDict() if destination is None else destination
 
 
 class NoReference(Reference):
     """For objectives that do not use a reference: nothing is loaded or computed."""
 
-    def logps(self, batch: dict[str, Tensor]) -> Tensor | None:
-        return None
+    def scores(self, batch: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        return None, None
 
 
 class CachedReference(Reference):
     """Reference log-probs precomputed once and carried by every batch (`ref_logps`): no model is loaded."""
 
-    def compute(self, batch: dict[str, Tensor]) -> Tensor:
+    def compute(self, batch: dict[str, Tensor]) -> TokenScores:
         raise InputError(
             "model.cached_reference is set, but the batch carries no reference log-probs (the data needs "
             "ref_chosen_logps and ref_rejected_logps columns)"
@@ -79,9 +90,8 @@ class FrozenCopy(Reference):
         self.model = model.requires_grad_(False)
         self.train(False)
 
-    def compute(self, batch: dict[str, Tensor]) -> Tensor:
-        sums, _ = batch_logps(self.model, batch)
-        return sums
+    def compute(self, batch: dict[str, Tensor]) -> TokenScores:
+        return batch_token_scores(self.model, batch)
 
     def shardable(self) -> nn.Module:
         return self.model
@@ -95,14 +105,14 @@ class AdaptersOff(Reference):
         # Held outside the module tree: the policy is the LightningModule's child already and must stay trainable.
         self.__dict__["policy"] = policy
 
-    def compute(self, batch: dict[str, Tensor]) -> Tensor:
+    def compute(self, batch: dict[str, Tensor]) -> TokenScores:
         policy = self.__dict__["policy"]
         was_training = policy.training
         policy.eval()  # no dropout in the reference pass
         with policy.disable_adapter():
-            sums, _ = batch_logps(policy, batch)
+            scores = batch_token_scores(policy, batch)
         policy.train(was_training)
-        return sums
+        return scores
 
 
 def is_peft(model: nn.Module) -> bool:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from lit_daa.logps import batch_logps
+from lit_daa.logps import batch_token_scores
 from lit_daa.objectives import Objective, ObjectiveOutput, PairLogps
+from lit_daa.objectives.base import PairTokens
 from lit_daa.reference import Reference
 
 
@@ -52,6 +53,8 @@ def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, b
         objective: the DAA loss.
         batch: a scoring batch of any layout (`PreferenceCollator`); optional `ref_logps` (2B,) and `valid` (B,).
     """
-    sums, counts = batch_logps(policy, batch)
-    logps = PairLogps.from_rows(sums, counts, reference.logps(batch))
+    scores = batch_token_scores(policy, batch)
+    ref_sums, ref_tokens = reference.scores(batch)
+    tokens = PairTokens(batch["target_seq"], batch["target_pos"], scores.logps, scores.collision.detach(), ref_tokens)
+    logps = PairLogps.from_rows(scores.sums(batch), batch["counts"], ref_sums, tokens)
     return ScoredPairs(logps, objective(logps), batch.get("valid"))

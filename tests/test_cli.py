@@ -55,7 +55,7 @@ def test_help_lists_objectives(capsys: pytest.CaptureFixture) -> None:
 
     helpers = ("Objective", "ObjectiveOutput", "PairLogps", "Divergence", "Alpha", "ForwardKL", "JensenShannon")
     names = [n for n in objectives.__all__ if n not in (*helpers, "ReverseKL")]
-    assert len(names) == 21  # every objective class, Weighted and FDPO included
+    assert len(names) == 24  # every objective class, Weighted, RPO, FDPO, LDDPO and WPO included
     for name in names:
         assert f"lit_daa.objectives.{name}" in out, name
     assert "--model.objective" in out
@@ -63,7 +63,7 @@ def test_help_lists_objectives(capsys: pytest.CaptureFixture) -> None:
 
 NEW_OBJECTIVES = [
     ["RobustDPO"], ["EXO"], ["NCA"], ["BCOPair"], ["SPPOHard"], ["AOT"], ["AOTUnpaired"], ["APOZero"], ["APODown"],
-    ["DiscoPOP"], ["NormalizedDPO", "1.0"], ["ORPO"], ["CPO"], ["FDPO"],
+    ["DiscoPOP"], ["NormalizedDPO", "1.0"], ["ORPO"], ["CPO"], ["FDPO"], ["RPO"], ["LDDPO"],
 ]  # fmt: skip
 
 
@@ -148,3 +148,10 @@ def test_top_level_help_names_every_command(capsys: pytest.CaptureFixture) -> No
     out = capsys.readouterr().out
     for command in ("fit", "validate", "test", "sweep", "evaluate", "analyze", "toy-mdp"):
         assert command in out
+
+
+@pytest.mark.parametrize("fragment", ["wpo.yaml", "rpo.yaml", "fdpo.yaml", "ld_dpo.yaml"])
+def test_objective_fragments_train(tmp_path: Path, fragment: str) -> None:
+    argv = small(tmp_path, "--config", str(ROOT / "configs" / "objectives" / fragment))
+    assert main(argv) == 0
+    assert (tmp_path / "hf_policy" / "model.safetensors").is_file()

@@ -165,3 +165,56 @@ def test_rpo_is_dpo_plus_sft_and_reports_its_parts() -> None:
     assert set(out.parts) == {"dpo", "sft"} and out.parts["sft"].item() == pytest.approx(sft.loss.item())
     assert torch.equal(out.chosen_rewards, dpo.chosen_rewards)
     assert not Weighted([SFT(), CPO()]).requires_reference  # reference-free parts need none
+
+
+def test_rpo_class_is_the_weighted_composition() -> None:
+    from lit_daa.objectives import RPO
+
+    rpo, composed = RPO(0.5, alpha=0.5)(pair()), Weighted([DPO(0.5), SFT()], weights=[1.0, 0.5])(pair())
+    assert rpo.loss.item() == pytest.approx(composed.loss.item(), abs=1e-12) and rpo.parts.keys() == {"dpo", "sft"}
+
+
+def token_pair(grad: bool = False) -> PairLogps:
+    """One pair from per-token values: chosen 3 tokens, rejected 5 (so the rejected tail is tokens 3 and 4)."""
+    from lit_daa.objectives.base import PairTokens
+
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    policy = t(-1.0, -2.0, -0.5, -1.5, -0.25, -3.0, -1.0, -2.0).requires_grad_(grad)
+    ref = t(-1.5, -1.0, -1.0, -1.0, -0.5, -2.0, -2.0, -1.0)
+    seq, pos = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1]), torch.tensor([0, 1, 2, 0, 1, 2, 3, 4])
+    collision = t(-0.5, -0.7, -0.2, -0.9, -0.1, -1.2, -0.3, -0.4)
+    sums = torch.zeros(2, dtype=torch.float64).index_add(0, seq, policy)
+    ref_sums = torch.zeros(2, dtype=torch.float64).index_add(0, seq, ref)
+    return PairLogps.from_rows(sums, t(3.0, 5.0), ref_sums, PairTokens(seq, pos, policy, collision, ref))
+
+
+def test_ld_dpo_down_weights_the_longer_tail_and_is_dpo_at_alpha_1() -> None:
+    from lit_daa.objectives import LDDPO
+
+    logps = token_pair()
+    assert LDDPO(0.5, 1.0)(logps).loss.item() == pytest.approx(DPO(0.5)(logps).loss.item(), abs=1e-12)
+    # chosen: all 3 tokens; rejected: 3 shared tokens + 0.25 x the 2-token tail, for policy and reference
+    pc, rc = -1.0 - 2.0 - 0.5, -1.5 - 1.0 - 1.0
+    pr, rr = -1.5 - 0.25 - 3.0 + 0.25 * (-1.0 - 2.0), -1.0 - 0.5 - 2.0 + 0.25 * (-2.0 - 1.0)
+    expected = -logsig(0.5 * ((pc - rc) - (pr - rr)))
+    assert LDDPO(0.5, 0.25)(logps).loss.item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_ld_dpo_refuses_a_cached_reference() -> None:
+    from lit_daa.errors import InputError
+    from lit_daa.objectives import LDDPO
+
+    with pytest.raises(InputError, match="LDDPO needs per-token reference log-probs"):
+        LDDPO(0.5)(pair())
+
+
+def test_wpo_weights_each_pair_by_its_policy_likelihood() -> None:
+    from lit_daa.objectives import WPO
+
+    logps = token_pair(grad=True)
+    w_chosen = math.exp(((-1.0 + 0.5) + (-2.0 + 0.7) + (-0.5 + 0.2)) / 3)
+    w_rejected = math.exp(((-1.5 + 0.9) + (-0.25 + 0.1) + (-3.0 + 1.2) + (-1.0 + 0.3) + (-2.0 + 0.4)) / 5)
+    out = WPO(DPO(0.5))(logps)
+    assert out.loss.item() == pytest.approx(DPO(0.5)(logps).loss.item() * w_chosen * w_rejected, abs=1e-12)
+    out.loss.backward()  # the weight is a constant: the gradient is the weighted DPO gradient
+    assert logps.tokens.policy.grad[0].item() < 0 and logps.tokens.policy.grad[3].item() > 0

@@ -13,6 +13,7 @@ The batch it returns (R rows of S tokens, K scored tokens, N sequences):
   or packing (`dense=True`), a plain `attention_mask` (R, S) long of 1 on real tokens.
 - `target_index` (K,) long: flat row * S + column of the position whose logits predict each scored token.
 - `target_ids` (K,) long: the scored tokens. `target_seq` (K,) long: the sequence (0..N-1) each belongs to.
+  `target_pos` (K,) long: each scored token's position in its response (0 for the first).
 - `counts` (N,) float: scored tokens per sequence.
 """
 
@@ -34,7 +35,8 @@ class RowBuilder:
     def __init__(self, num_sequences: int) -> None:
         self.num_sequences = num_sequences
         self.rows: list[dict[str, list[int]]] = []
-        self.targets: list[tuple[int, int, int, int]] = []  # (row, column of the predicting position, token, seq)
+        # (row, column of the predicting position, token, sequence, position of the token in its response)
+        self.targets: list[tuple[int, int, int, int, int]] = []
         self.docs = 0
 
     def new_row(self) -> None:
@@ -65,7 +67,7 @@ class RowBuilder:
                 # token i is predicted by the position before it in its own branch: the prompt's last for i = 0
                 before = at + i - 1 if i > 0 else start + p - 1
                 if i > 0 or p > 0:  # a response at position 0 has nothing to be predicted from
-                    self.targets.append((r, before, token, seq))
+                    self.targets.append((r, before, token, seq, i))
 
     def finish(self, pad_token_id: int, dense: bool, pad_to_multiple_of: int = 1) -> dict[str, Tensor]:
         """The batch tensors; `dense` gives a 2-D padding mask instead of document and segment ids."""
@@ -83,13 +85,14 @@ class RowBuilder:
             doc_ids[r, :n] = torch.tensor(row["doc"], dtype=torch.long)
             segments[r, :n] = torch.tensor(row["seg"], dtype=torch.long)
             position_ids[r, n:] = torch.arange(width - n) + (row["pos"][-1] + 1 if n else 0)
-        targets = torch.tensor(self.targets, dtype=torch.long).reshape(-1, 4)
+        targets = torch.tensor(self.targets, dtype=torch.long).reshape(-1, 5)
         batch = {
             "input_ids": input_ids,
             "position_ids": position_ids,
             "target_index": targets[:, 0] * width + targets[:, 1],
             "target_ids": targets[:, 2],
             "target_seq": targets[:, 3],
+            "target_pos": targets[:, 4],
             "counts": torch.bincount(targets[:, 3], minlength=self.num_sequences).float(),
         }
         if dense:

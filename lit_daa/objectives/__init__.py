@@ -10,16 +10,19 @@ from lit_daa.objectives.dpo import DPO
 from lit_daa.objectives.exo import EXO
 from lit_daa.objectives.fdpo import FDPO, Alpha, Divergence, ForwardKL, JensenShannon, ReverseKL
 from lit_daa.objectives.ipo import IPO
+from lit_daa.objectives.ld_dpo import LDDPO
 from lit_daa.objectives.nca import NCA
 from lit_daa.objectives.normalized_dpo import NormalizedDPO
 from lit_daa.objectives.orpo import ORPO
 from lit_daa.objectives.rdpo import RDPO
 from lit_daa.objectives.robust_dpo import RobustDPO
+from lit_daa.objectives.rpo import RPO
 from lit_daa.objectives.sft import SFT
 from lit_daa.objectives.simpo import SimPO
 from lit_daa.objectives.slic import SLiC
 from lit_daa.objectives.sppo import SPPOHard
 from lit_daa.objectives.weighted import Weighted
+from lit_daa.objectives.wpo import WPO
 
 __all__ = [
     "AOT",
@@ -37,9 +40,11 @@ __all__ = [
     "JensenShannon",
     "ReverseKL",
     "IPO",
+    "LDDPO",
     "NCA",
     "ORPO",
     "RDPO",
+    "RPO",
     "SFT",
     "DiscoPOP",
     "NormalizedDPO",
@@ -51,4 +56,5 @@ __all__ = [
     "SPPOHard",
     "SimPO",
     "Weighted",
+    "WPO",
 ]

@@ -10,9 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from lit_daa.errors import InputError
+
+
+@dataclass
+class PairTokens:
+    """Per-token log-probs of a batch's 2B responses, K scored tokens in all (for token-level objectives).
+
+    Attributes:
+        seq: (K,) the response each token belongs to: pair j's chosen is j, its rejected B + j.
+        pos: (K,) the token's position in its response (0 for the first).
+        policy: (K,) log pi(token | prefix), differentiable.
+        collision: (K,) log sum_v pi(v | prefix)^2 under the policy, detached-ready (WPO's normaliser).
+        ref: (K,) log pi_ref(token | prefix), or None (a cached reference keeps sums only).
+    """
+
+    seq: Tensor
+    pos: Tensor
+    policy: Tensor
+    collision: Tensor
+    ref: Tensor | None
+
+    def sums(self, values: Tensor, num_sequences: int, weights: Tensor | None = None) -> Tensor:
+        """(2B,) per-response sums of (K,) `values`, each token times its weight when given."""
+        out = torch.zeros(num_sequences, dtype=values.dtype, device=values.device)
+        return out.index_add(0, self.seq, values if weights is None else values * weights)
 
 
 @dataclass
@@ -26,6 +51,7 @@ class PairLogps:
         ref_rejected: (B,) the same under the reference, or None.
         chosen_tokens: (B,) number of response tokens of y_w (float).
         rejected_tokens: (B,) number of response tokens of y_l (float).
+        tokens: the per-token values behind the sums (the trainer's scoring path always gives them).
     """
 
     policy_chosen: Tensor
@@ -34,9 +60,10 @@ class PairLogps:
     ref_rejected: Tensor | None
     chosen_tokens: Tensor
     rejected_tokens: Tensor
+    tokens: PairTokens | None = None
 
     @classmethod
-    def from_rows(cls, sums: Tensor, counts: Tensor, ref: Tensor | None) -> PairLogps:
+    def from_rows(cls, sums: Tensor, counts: Tensor, ref: Tensor | None, tokens: PairTokens | None = None) -> PairLogps:
         """Split (2B,) per-row values of a collated batch, rows [chosen; rejected], into B pairs.
 
         Args:
@@ -53,6 +80,7 @@ class PairLogps:
             ref_rejected=None if ref is None else ref[b:],
             chosen_tokens=counts[:b],
             rejected_tokens=counts[b:],
+            tokens=tokens,
         )
 
     def log_ratios(self, per_token: bool = False) -> tuple[Tensor, Tensor]:
@@ -121,4 +149,4 @@ def check_fraction(name: str, value: float) -> float:
     return float(value)
 
 
-__all__ = ["ObjectiveOutput", "Objective", "PairLogps", "check_fraction"]
+__all__ = ["ObjectiveOutput", "Objective", "PairLogps", "PairTokens", "check_fraction"]

@@ -99,12 +99,16 @@ class ObjectiveSpec:
         betas: a list of betas, or a `LogGrid` {start, stop, num}.
         options: the objective's other constructor arguments (e.g. IPO {form: azar}); beta comes from `betas`.
         name: the name in run ids and the results table's `objective` column; default: the class name.
+        overrides: fit options these runs add, e.g. a moving reference for TR-DPO:
+            {"trainer.callbacks+": {class_path: lit_daa.moving_reference.MovingReference, init_args: {tau: 8}}}.
     """
 
     objective: str
     betas: list[float] | LogGrid
     options: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    # values stay plain data (a class_path mapping is passed on to `lit-daa fit`, not instantiated here)
+    overrides: dict[str, dict | list | str | float | int | bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.class_path  # noqa: B018 - fail on an unknown objective when the config is read, not mid-sweep

@@ -217,6 +217,7 @@ class DAARun(Run):
             f"--model.policy={self.reference.model_path}",
             f"--model.objective={option_value(objective)}",
             f"--trainer.callbacks+={option_value(callback)}",
+            *FitSpec(overrides=self.objective.overrides).args(),
         ]
 
     def blocked_by(self) -> str | None:
