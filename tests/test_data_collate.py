@@ -17,7 +17,8 @@ def test_two_pair_example_from_the_docstring():
     batch = PreferenceCollator(pad_token_id=0)(ROWS)
 
     assert set(batch) == {
-        "input_ids", "attention_mask", "position_ids", "target_index", "target_ids", "target_seq", "counts", "index"
+        "input_ids", "attention_mask", "position_ids", "target_index", "target_ids", "target_seq", "target_pos",
+        "counts", "index",
     }  # fmt: skip
     assert batch["input_ids"].dtype == torch.long and batch["attention_mask"].dtype == torch.long
     assert batch["input_ids"].tolist() == [[5, 6, 8, 2, 0], [4, 8, 8, 8, 2], [5, 6, 9, 9, 2], [4, 2, 0, 0, 0]]
@@ -26,6 +27,7 @@ def test_two_pair_example_from_the_docstring():
     assert batch["target_index"].tolist() == [1, 2, 5, 6, 7, 8, 11, 12, 13, 15]
     assert batch["target_ids"].tolist() == [8, 2, 8, 8, 8, 2, 9, 9, 2, 2]
     assert batch["target_seq"].tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 2, 3]
+    assert batch["target_pos"].tolist() == [0, 1, 0, 1, 2, 3, 0, 1, 2, 0]
     assert batch["counts"].tolist() == [2, 4, 3, 1]
     assert batch["index"].tolist() == [7, 3]
 

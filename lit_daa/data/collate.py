@@ -38,6 +38,7 @@ class PreferenceCollator:
         target_index   = [1, 2, 5, 6, 7, 8, 11, 12, 13, 15]   # row * 5 + column predicting each response token
         target_ids     = [8, 2, 8, 8, 8, 2, 9, 9, 2, 2]
         target_seq     = [0, 0, 1, 1, 1, 1, 2, 2, 2, 3]       # chosen 0, chosen 1, rejected 0, rejected 1
+        target_pos     = [0, 1, 0, 1, 2, 3, 0, 1, 2, 0]       # each token's position in its response
         counts         = [2, 4, 3, 1]
         index          = [7, 3]
 
