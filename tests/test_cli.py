@@ -150,7 +150,7 @@ def test_top_level_help_names_every_command(capsys: pytest.CaptureFixture) -> No
         assert command in out
 
 
-@pytest.mark.parametrize("fragment", ["wpo.yaml", "rpo.yaml", "fdpo.yaml", "ld_dpo.yaml"])
+@pytest.mark.parametrize("fragment", ["wpo.yaml", "rpo.yaml", "mpo.yaml", "fdpo.yaml", "ld_dpo.yaml"])
 def test_objective_fragments_train(tmp_path: Path, fragment: str) -> None:
     argv = small(tmp_path, "--config", str(ROOT / "configs" / "objectives" / fragment))
     assert main(argv) == 0

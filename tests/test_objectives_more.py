@@ -200,6 +200,16 @@ def test_ld_dpo_down_weights_the_longer_tail_and_is_dpo_at_alpha_1() -> None:
     assert LDDPO(0.5, 0.25)(logps).loss.item() == pytest.approx(expected, abs=1e-12)
 
 
+def test_ld_dpo_gradient_signs_and_the_tail_weight() -> None:
+    from lit_daa.objectives import LDDPO
+
+    logps = token_pair(grad=True)
+    LDDPO(0.5, 0.25)(logps).loss.backward()
+    grad = logps.tokens.policy.grad
+    assert (grad[:3] < 0).all() and (grad[3:] > 0).all()  # chosen tokens up, rejected down
+    assert grad[6].item() == pytest.approx(0.25 * grad[3].item())  # a tail token counts a quarter
+
+
 def test_ld_dpo_refuses_a_cached_reference() -> None:
     from lit_daa.errors import InputError
     from lit_daa.objectives import LDDPO
