@@ -81,3 +81,36 @@ def preference_metrics(prefix: str) -> MetricCollection:
         prefix=prefix,
         compute_groups=False,
     )
+
+
+class SequenceKL(Metric):
+    """Monte-Carlo KL(pi || pi_ref) from sequences sampled from pi, exact under DDP/FSDP.
+
+    Each update adds per-sample sequence log-ratios log pi(y|x) - log pi_ref(y|x) (y ~ pi); the states are their
+    sum, sum of squares and count in float64, summed across ranks, so a merged metric equals one computed on all
+    samples at once. `compute` gives {"kl": mean, "kl_stderr": sample std (ddof 1) / sqrt(n), "sqrt_kl":
+    sqrt(max(mean, 0))} (the paper's x-axis d); the standard error is NaN below 2 samples.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("total", "total_sq", "count"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logratios: Tensor) -> None:
+        """Add (N,) per-sample sequence log-ratios."""
+        values = logratios.detach().double().reshape(-1)
+        self.total += values.sum()
+        self.total_sq += (values * values).sum()
+        self.count += values.numel()
+
+    def compute(self) -> dict[str, Tensor]:
+        n = self.count
+        mean = self.total / n.clamp_min(1)
+        var = (self.total_sq - n * mean * mean) / (n - 1).clamp_min(1)
+        stderr = torch.where(n > 1, var.clamp_min(0).sqrt() / n.clamp_min(1).sqrt(), torch.tensor(float("nan")))
+        mean = torch.where(n > 0, mean, torch.tensor(float("nan"), dtype=torch.float64))
+        return {"kl": mean, "kl_stderr": stderr, "sqrt_kl": mean.clamp_min(0).sqrt()}

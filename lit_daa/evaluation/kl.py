@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from lit_daa.evaluation.inference import inference, model_device
 from lit_daa.evaluation.sampling import Samples
 from lit_daa.logps import response_logps, right_pad
+from lit_daa.metrics import SequenceKL
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,13 @@ class KLEstimate:
 
     @classmethod
     def from_logratios(cls, logratios: Tensor) -> KLEstimate:
-        """Estimate from (N,) per-sample sequence log-ratios log p(y) - log q(y), y ~ p."""
-        values = logratios.double()
-        n = values.numel()
-        mean = values.mean().item() if n else math.nan
-        stderr = (values.std(unbiased=True) / math.sqrt(n)).item() if n > 1 else math.nan
-        return cls(mean=mean, stderr=stderr, sqrt_kl=math.sqrt(max(mean, 0.0)) if n else math.nan, n=n)
+        """Estimate from (N,) per-sample sequence log-ratios log p(y) - log q(y), y ~ p (`SequenceKL`)."""
+        metric = SequenceKL()
+        metric.update(logratios)
+        values = {k: float(v) for k, v in metric.compute().items()}
+        n = int(logratios.numel())
+        sqrt_kl = values["sqrt_kl"] if n else math.nan
+        return cls(mean=values["kl"], stderr=values["kl_stderr"], sqrt_kl=sqrt_kl, n=n)
 
 
 def sequence_logratios(policy: nn.Module, reference: nn.Module, samples: Samples, batch_size: int = 64) -> Tensor:
