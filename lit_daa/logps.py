@@ -18,10 +18,20 @@ from torch import Tensor, nn
 from lit_daa.layouts.masks import attention_mask
 
 
-def token_logps_and_collision(logits: Tensor, targets: Tensor, chunk_rows: int = 1024) -> tuple[Tensor, Tensor]:
-    """log p(target) and log sum_v p(v)^2 per row of (K, V) logits, in float32 `chunk_rows` rows at a time.
+def token_scores(
+    logits: Tensor, targets: Tensor, chunk_rows: int = 1024, collision: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """log p(target) per row of (K, V) logits (any float dtype), in float32 `chunk_rows` rows at a time, and, when
+    `collision`, log sum_v p(v)^2 per row (the log collision probability, WPO's per-token normaliser).
 
-    The second is the log collision probability of the predicted distribution (WPO's per-token normaliser).
+    Args:
+        logits: (K, V).
+        targets: (K,) token ids.
+        chunk_rows: rows upcast to float32 at once, which bounds the extra memory to chunk_rows * V floats.
+        collision: also compute the collision term (one more log-sum-exp over the vocabulary per row).
+
+    Returns:
+        (K,) float32 log-probabilities, and (K,) float32 log collision probabilities or None.
     """
     picked_out, collision_out = [], []
     for start in range(0, logits.shape[0], chunk_rows):
@@ -29,30 +39,18 @@ def token_logps_and_collision(logits: Tensor, targets: Tensor, chunk_rows: int =
         norm = torch.logsumexp(rows, dim=-1)
         picked = rows.gather(-1, targets[start : start + chunk_rows].unsqueeze(-1)).squeeze(-1)
         picked_out.append(picked - norm)
-        collision_out.append(torch.logsumexp(2.0 * rows, dim=-1) - 2.0 * norm)
-    if not picked_out:
-        empty = logits.new_zeros(0, dtype=torch.float32)
-        return empty, empty
-    return torch.cat(picked_out), torch.cat(collision_out)
+        if collision:
+            collision_out.append(torch.logsumexp(2.0 * rows, dim=-1) - 2.0 * norm)
+    empty = logits.new_zeros(0, dtype=torch.float32)
+    logps = torch.cat(picked_out) if picked_out else empty
+    if not collision:
+        return logps, None
+    return logps, torch.cat(collision_out) if collision_out else empty
 
 
 def token_logps(logits: Tensor, targets: Tensor, chunk_rows: int = 1024) -> Tensor:
-    """log p(target) per row of (K, V) logits (any float dtype), computed in float32 `chunk_rows` rows at a time.
-
-    Args:
-        logits: (K, V).
-        targets: (K,) token ids.
-        chunk_rows: rows upcast to float32 at once, which bounds the extra memory to chunk_rows * V floats.
-
-    Returns:
-        (K,) float32 log-probabilities.
-    """
-    out = []
-    for start in range(0, logits.shape[0], chunk_rows):
-        rows = logits[start : start + chunk_rows].float()
-        picked = rows.gather(-1, targets[start : start + chunk_rows].unsqueeze(-1)).squeeze(-1)
-        out.append(picked - torch.logsumexp(rows, dim=-1))
-    return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
+    """(K,) float32 log p(target) per row of (K, V) logits: `token_scores` without the collision term."""
+    return token_scores(logits, targets, chunk_rows)[0]
 
 
 def output_head(model: nn.Module) -> nn.Module:
@@ -82,10 +80,10 @@ def head_on_positions(model: nn.Module, flat_positions: Tensor) -> Iterator[None
 
 @dataclass
 class TokenScores:
-    """Per scored token (K,) of a scoring batch: log p(token) and log sum_v p(v)^2 (both float32)."""
+    """Per scored token (K,) of a scoring batch: log p(token), and log sum_v p(v)^2 when asked for (float32)."""
 
     logps: Tensor
-    collision: Tensor
+    collision: Tensor | None
 
     def sums(self, batch: dict[str, Tensor]) -> Tensor:
         """(N,) per-sequence sums of `logps`."""
@@ -93,14 +91,18 @@ class TokenScores:
         return out.index_add_(0, batch["target_seq"], self.logps)
 
 
-def batch_token_scores(model: nn.Module, batch: dict[str, Tensor]) -> TokenScores:
-    """The model's `TokenScores` on a scoring batch (one forward; the LM head on scored positions only)."""
+def batch_token_scores(model: nn.Module, batch: dict[str, Tensor], collision: bool = False) -> TokenScores:
+    """The model's `TokenScores` on a scoring batch (one forward; the LM head on scored positions only).
+
+    `collision` also computes log sum_v p(v)^2 per token (only objectives that read it, e.g. WPO, ask).
+    """
     mask = attention_mask(model, batch)
     with head_on_positions(model, batch["target_index"]):
         logits = model(
             input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
         ).logits
-    return TokenScores(*token_logps_and_collision(logits.reshape(-1, logits.shape[-1]), batch["target_ids"]))
+    flat = logits.reshape(-1, logits.shape[-1])
+    return TokenScores(*token_scores(flat, batch["target_ids"], collision=collision))
 
 
 def batch_logps(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

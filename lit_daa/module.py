@@ -118,18 +118,16 @@ class DAAModule(LightningModule):
         if not self.cached_reference or datamodule is None:
             return
         strategy = self.trainer.strategy
-        load = self._load_reference
         reference = self.reference_name or self.policy_name
         # rank 0 computes what is missing, the other ranks then find it (one file per key, written atomically)
-        if strategy.global_rank == 0:
-            results = fill_reference_cache(
-                self.trainer.datamodule, reference, self.reference_dtype, strategy.root_device, load
-            )
-        strategy.barrier("reference cache")
-        if strategy.global_rank != 0:
-            results = fill_reference_cache(
-                self.trainer.datamodule, reference, self.reference_dtype, strategy.root_device, load
-            )
+        first = strategy.global_rank == 0
+        if not first:
+            strategy.barrier("reference cache")
+        results = fill_reference_cache(
+            datamodule, reference, self.reference_dtype, strategy.root_device, self._load_reference
+        )
+        if first:
+            strategy.barrier("reference cache")
         if results:
             rank_zero_info(describe(results))
 

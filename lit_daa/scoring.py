@@ -53,8 +53,9 @@ def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, b
         objective: the DAA loss.
         batch: a scoring batch of any layout (`PreferenceCollator`); optional `ref_logps` (2B,) and `valid` (B,).
     """
-    scores = batch_token_scores(policy, batch)
+    scores = batch_token_scores(policy, batch, collision=objective.needs_collision)
     ref_sums, ref_tokens = reference.scores(batch)
-    tokens = PairTokens(batch["target_seq"], batch["target_pos"], scores.logps, scores.collision.detach(), ref_tokens)
+    collision = None if scores.collision is None else scores.collision.detach()
+    tokens = PairTokens(batch["target_seq"], batch["target_pos"], scores.logps, collision, ref_tokens)
     logps = PairLogps.from_rows(scores.sums(batch), batch["counts"], ref_sums, tokens)
     return ScoredPairs(logps, objective(logps), batch.get("valid"))

@@ -24,14 +24,15 @@ class PairTokens:
         seq: (K,) the response each token belongs to: pair j's chosen is j, its rejected B + j.
         pos: (K,) the token's position in its response (0 for the first).
         policy: (K,) log pi(token | prefix), differentiable.
-        collision: (K,) log sum_v pi(v | prefix)^2 under the policy, detached-ready (WPO's normaliser).
+        collision: (K,) log sum_v pi(v | prefix)^2 under the policy, detached (WPO's normaliser); None unless the
+            objective sets `needs_collision`.
         ref: (K,) log pi_ref(token | prefix), or None (a cached reference keeps sums only).
     """
 
     seq: Tensor
     pos: Tensor
     policy: Tensor
-    collision: Tensor
+    collision: Tensor | None
     ref: Tensor | None
 
     def sums(self, values: Tensor, num_sequences: int, weights: Tensor | None = None) -> Tensor:
@@ -122,6 +123,9 @@ class Objective(nn.Module):
     """
 
     requires_reference: ClassVar[bool] = True
+    # True for objectives that read `PairTokens.collision` (WPO): only then does the scoring path compute it,
+    # since it costs one more log-sum-exp over the vocabulary per scored token.
+    needs_collision: ClassVar[bool] = False
 
     def __init__(self, beta: float = 0.1) -> None:
         super().__init__()

@@ -32,6 +32,7 @@ class Weighted(Objective):
         self.parts = nn.ModuleList(parts)
         self.weights = [float(w) for w in weights]
         self.requires_reference = any(p.requires_reference for p in parts)  # per instance: depends on the parts
+        self.needs_collision = any(p.needs_collision for p in parts)
         names = [type(p).__name__.lower() for p in parts]
         self.names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
 

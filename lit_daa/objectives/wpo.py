@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -20,6 +22,8 @@ class WPO(Objective):
         objective: the paired loss to weight (e.g. DPO).
     """
 
+    needs_collision: ClassVar[bool] = True
+
     def __init__(self, objective: Objective) -> None:
         super().__init__(objective.beta)
         self.objective = objective
@@ -28,7 +32,7 @@ class WPO(Objective):
     def weights(self, logps: PairLogps) -> Tensor:
         """(B,) the pairs' weights."""
         tokens = logps.tokens
-        if tokens is None:
+        if tokens is None or tokens.collision is None:
             raise InputError("WPO needs the per-token log-probs of the trainer's scoring path")
         b = logps.chosen_tokens.shape[0]
         aligned = (tokens.policy.detach() - tokens.collision).to(logps.chosen_tokens.dtype)
