@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all lint bench bench-tldr sweep
+.PHONY: setup demo test test-all lint bench bench-tldr sweep lab
 
 setup: $(VENV)/.installed
 
@@ -44,3 +44,7 @@ bench-tldr: setup
 # The over-optimization demo: 2 sizes x 3 objectives x 5 betas, 5 checkpoints each, then the analysis report.
 sweep: setup
 	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/demo.yaml --analyze
+
+# The full lab (docs/lab/): 3 sizes x 3 objectives x 7 betas x 3 seeds, controls and ablations, 2 worker processes.
+lab: setup
+	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml --analyze

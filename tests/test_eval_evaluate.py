@@ -15,7 +15,7 @@ from lit_daa.errors import InputError
 from lit_daa.evaluation import eval_set, length_r2, read_eval_file
 from lit_daa.evaluation.cli import main
 from lit_daa.synthetic.model import TinyNeoX
-from lit_daa.synthetic.world import SyntheticWorld
+from lit_daa.synthetic.world import GoldReward, SyntheticWorld
 
 COLUMNS = {
     "kl",
@@ -23,12 +23,18 @@ COLUMNS = {
     "sqrt_kl",
     "forward_kl",
     "forward_kl_stderr",
+    "temperature",
+    "cut_share",
     "win_rate",
     "win_rate_stderr",
     "ties",
     "invalid",
     "mean_length",
     "length_r2",
+    "gold_reward",
+    "gold_relevance",
+    "gold_short_penalty",
+    "gold_long_penalty",
 }
 FAST = ["--num_prompts", "12", "--max_new_tokens", "6", "--batch_size", "8"]
 
@@ -47,6 +53,17 @@ def test_main_policy_equal_to_reference(tmp_path: Path, capsys: pytest.CaptureFi
     assert all(1 <= s["length"] <= 6 and s["prompt"].startswith("topic ") for s in samples)
     wins = sum(s["verdict"] == "win" for s in samples) + sum(s["verdict"] == "tie" for s in samples) / 2
     assert metrics["win_rate"] == pytest.approx(wins / 12)
+    # a cut sample used all 6 tokens; a shorter one stopped at its EOS
+    assert all(s["length"] == 6 for s in samples if s["cut"])
+    assert all(not s["cut"] for s in samples if s["length"] < 6)
+    assert metrics["cut_share"] == pytest.approx(sum(s["cut"] for s in samples) / 12)
+    assert metrics["temperature"] == 1.0
+    # the gold terms, recomputed from the samples' text with the judge's default gold reward
+    gold = GoldReward()
+    parts = [gold.breakdown(s["prompt"], s["response"]) for s in samples]
+    for name in ("relevance", "short_penalty", "long_penalty"):
+        assert metrics[f"gold_{name}"] == pytest.approx(sum(p[name] for p in parts) / 12)
+    assert metrics["gold_reward"] == pytest.approx(sum(gold(s["prompt"], s["response"]) for s in samples) / 12)
     assert "win_rate" in capsys.readouterr().out
 
 

@@ -125,6 +125,17 @@ def write_outputs(analysis: Analysis, out: Path, dpi: int = DEFAULT_DPI, figures
     return {**tables, **drawn, "headline.md": headline, "report.md": report}
 
 
+def analyze_table(
+    results: str | Path, out: Path, options: AnalysisOptions | None = None, dpi: int = DEFAULT_DPI, figures: bool = True
+) -> dict[str, Path]:
+    """Every analysis of a results table written into `out`; prints the headline; file name -> path written."""
+    analysis = run_analysis(load_results(resolve_results_path(results)), options)
+    written = write_outputs(analysis, out, dpi, figures=figures)
+    print("\n".join(headline_lines(analysis)))
+    print(f"\nwrote {len(written)} files to {out} (report: {written['report.md']})")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every analysis of RESULTS, write the outputs and print the headline; return the exit code."""
     args = build_parser().parse_args(argv)

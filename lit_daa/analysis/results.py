@@ -15,30 +15,8 @@ import numpy as np
 import pandas as pd
 
 from lit_daa.errors import InputError
+from lit_daa.results_schema import NUMERIC_COLUMNS, REFERENCE_OBJECTIVE, REQUIRED_COLUMNS
 
-REFERENCE_OBJECTIVE = "SFT"
-
-# Without these no analysis can run; the others (length_r2, val_accuracy, ...) only switch single analyses off.
-REQUIRED_COLUMNS = ("run_id", "objective", "beta", "model", "epoch_fraction", "is_final", "win_rate")
-NUMERIC_COLUMNS = (
-    "beta",
-    "params",
-    "step",
-    "examples_seen",
-    "epoch_fraction",
-    "kl",
-    "kl_stderr",
-    "sqrt_kl",
-    "forward_kl",
-    "forward_kl_stderr",
-    "win_rate",
-    "win_rate_stderr",
-    "mean_length",
-    "length_r2",
-    "val_accuracy",
-    "val_loss",
-    "chosen_logratio",
-)
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".csv": pd.read_csv,
     ".parquet": pd.read_parquet,

@@ -20,13 +20,16 @@ from lit_daa.errors import InputError
 from lit_daa.evaluation.judges.base import Judge
 from lit_daa.evaluation.kl import KLEstimate, sequence_logratios
 from lit_daa.evaluation.length import length_r2
+from lit_daa.evaluation.options import EvaluationOptions
 from lit_daa.evaluation.sampling import sample
 from lit_daa.evaluation.win_rate import WinRate
+from lit_daa.results_schema import COLUMNS
 
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """One evaluated policy sample (a line of samples.jsonl); `logratio` is log pi(y|x) - log pi_ref(y|x)."""
+    """One evaluated policy sample (a line of samples.jsonl); `logratio` is log pi(y|x) - log pi_ref(y|x), `cut`
+    says it hit max_new_tokens without EOS."""
 
     prompt: str
     response: str
@@ -34,6 +37,7 @@ class SampleRecord:
     verdict: str
     logratio: float
     length: int
+    cut: bool = False
 
 
 @dataclass
@@ -46,10 +50,16 @@ class EvalResult:
     mean_length: float
     length_r2: float
     records: list[SampleRecord]
+    temperature: float = 1.0
+    cut_share: float = math.nan
+    components: dict[str, float] | None = None
 
     def row(self) -> dict[str, float | int]:
-        """The results-table columns this evaluation knows, by their schema names."""
+        """The results-table columns this evaluation knows, by their schema names (judge components the schema
+        does not name are left out; schema columns the judge has no value for are NaN)."""
         forward = self.forward_kl
+        components = {k: v for k, v in (self.components or {}).items() if k in COLUMNS}
+        gold = {k: math.nan for k in ("gold_reward", "gold_relevance", "gold_short_penalty", "gold_long_penalty")}
         return {
             "kl": self.kl.mean,
             "kl_stderr": self.kl.stderr,
@@ -60,8 +70,12 @@ class EvalResult:
             "win_rate_stderr": self.win_rate.stderr,
             "ties": self.win_rate.ties,
             "invalid": self.win_rate.invalid,
+            "temperature": self.temperature,
+            "cut_share": self.cut_share,
             "mean_length": self.mean_length,
             "length_r2": self.length_r2,
+            **gold,
+            **components,
         }
 
     def save_samples(self, path: str | Path) -> Path:
@@ -88,17 +102,10 @@ def evaluate_policy(
     tokenizer: PreTrainedTokenizerBase,
     prompts: list[str],
     references: list[str],
-    judge: Judge,
+    options: EvaluationOptions | None = None,
     beta: float | None = None,
-    max_new_tokens: int = 64,
-    batch_size: int = 32,
-    seed: int = 0,
-    num_prompts: int = 256,
-    temperature: float = 1.0,
-    forward_kl: bool = True,
-    max_prompt_length: int | None = None,
 ) -> EvalResult:
-    """Evaluate `policy` against `reference` on the first `num_prompts` prompts (all of them if fewer).
+    """Evaluate `policy` against `reference` on the first `options.num_prompts` prompts (all of them if fewer).
 
     Args:
         policy: the trained causal LM (pi).
@@ -106,40 +113,40 @@ def evaluate_policy(
         tokenizer: the tokenizer both share.
         prompts: evaluation prompts.
         references: one human reference response per prompt, which the judge compares the samples with.
-        judge: the `Judge`.
+        options: judge, sampling and batch options (`EvaluationOptions`; its prompt-source fields are not read
+            here). Policy samples use `options.seed`, reference samples `options.seed + 1`.
         beta: the objective's beta, scaling the implicit reward in length_r2 (None: 1; R^2 does not depend on it).
-        max_new_tokens: most response tokens (EOS included) per sample.
-        batch_size: prompts per generate / forward pass.
-        seed: seed of the policy samples; the reference samples use seed + 1.
-        num_prompts: how many prompts to evaluate.
-        temperature: sampling temperature (1.0 for the paper's protocol; see `sampling`).
-        forward_kl: also sample the reference and estimate KL(pi_ref || pi).
-        max_prompt_length: keep only the last this many prompt tokens; None: all.
     """
+    options = options or EvaluationOptions()
     if len(prompts) != len(references):
         raise InputError(f"evaluation needs one reference per prompt, got {len(prompts)} prompts, {len(references)}")
-    prompts, references = list(prompts[:num_prompts]), list(references[:num_prompts])
+    prompts, references = list(prompts[: options.num_prompts]), list(references[: options.num_prompts])
     if not prompts:
         raise InputError("evaluation needs at least one prompt")
-    options = {
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "batch_size": batch_size,
-        "max_prompt_length": max_prompt_length,
+    sampling = {
+        "max_new_tokens": options.max_new_tokens,
+        "temperature": options.temperature,
+        "batch_size": options.batch_size,
+        "max_prompt_length": options.max_prompt_length,
     }
-    samples = sample(policy, tokenizer, prompts, seed=seed, **options)
+    batch_size = options.batch_size
+    samples = sample(policy, tokenizer, prompts, seed=options.seed, **sampling)
     logratios = sequence_logratios(policy, reference, samples, batch_size)
     backward = None
-    if forward_kl:
-        ref_samples = sample(reference, tokenizer, prompts, seed=seed + 1, **options)
+    if options.forward_kl:
+        ref_samples = sample(reference, tokenizer, prompts, seed=options.seed + 1, **sampling)
         backward = KLEstimate.from_logratios(sequence_logratios(reference, policy, ref_samples, batch_size))
+    judge: Judge = options.judge
     verdicts = judge.judge(prompts, samples.responses, references)
+    components = {
+        name: sum(values) / len(values) for name, values in judge.components(prompts, samples.responses).items()
+    }
     rewards = (logratios.double() * (1.0 if beta is None else beta)).tolist()
-    lengths = samples.lengths
+    lengths, cut = samples.lengths, samples.cut
     records = [
-        SampleRecord(p, r, ref, v.value, lr, n)
-        for p, r, ref, v, lr, n in zip(
-            prompts, samples.responses, references, verdicts, logratios.tolist(), lengths, strict=True
+        SampleRecord(p, r, ref, v.value, lr, n, c)
+        for p, r, ref, v, lr, n, c in zip(
+            prompts, samples.responses, references, verdicts, logratios.tolist(), lengths, cut, strict=True
         )
     ]
     return EvalResult(
@@ -149,4 +156,7 @@ def evaluate_policy(
         mean_length=sum(lengths) / len(lengths),
         length_r2=length_r2(rewards, lengths),
         records=records,
+        temperature=options.temperature,
+        cut_share=sum(cut) / len(cut),
+        components=components,
     )

@@ -34,6 +34,7 @@ class Samples:
     prompt_ids: list[list[int]]
     response_ids: list[list[int]]
     responses: list[str]
+    eos_token_id: int | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -42,6 +43,12 @@ class Samples:
     def lengths(self) -> list[int]:
         """Response lengths in tokens, EOS included when produced (the count the log-ratios are summed over)."""
         return [len(r) for r in self.response_ids]
+
+    @property
+    def cut(self) -> list[bool]:
+        """Per response: it ended without EOS, i.e. was cut at `max_new_tokens` (False for all when EOS is unknown)."""
+        eos = self.eos_token_id
+        return [eos is not None and (not r or r[-1] != eos) for r in self.response_ids]
 
 
 def sample(
@@ -104,7 +111,7 @@ def sample(
             out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
             response_ids.extend(_cut_at_eos(row, eos) for row in out[:, ids.shape[1] :].tolist())
     responses = [tokenizer.decode(_strip_eos(r, eos), skip_special_tokens=True) for r in response_ids]
-    return Samples(list(prompts), prompt_ids, response_ids, responses)
+    return Samples(list(prompts), prompt_ids, response_ids, responses, eos)
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:

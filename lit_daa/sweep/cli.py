@@ -20,11 +20,12 @@ from typing import Literal
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from lit_daa.errors import InputError
 from lit_daa.sweep.config import SweepConfig
 from lit_daa.sweep.driver import Sweep
 from lit_daa.sweep.slurm import slurm_script
 
-ACTIONS = ("config", "only_run", "stage", "print_commands", "slurm", "collect", "analyze")
+ACTIONS = ("config", "only_run", "shard", "no_collect", "stage", "print_commands", "slurm", "collect", "analyze")
 
 
 def build_parser() -> ArgumentParser:
@@ -33,6 +34,10 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="the sweep YAML (see configs/sweeps/)")
     parser.add_class_arguments(SweepConfig, None)
     parser.add_argument("--only_run", type=int | None, default=None, help="process only the run with this index")
+    parser.add_argument(
+        "--shard", type=str | None, default=None, help="K/N: process every N-th DAA run from the K-th (a worker)"
+    )
+    parser.add_argument("--no_collect", action="store_true", help="do not rebuild the table afterwards (workers)")
     parser.add_argument(
         "--stage",
         type=Literal["all", "fit", "evaluate"],
@@ -52,7 +57,7 @@ def save_config(parser: ArgumentParser, cfg: Namespace, path: Path) -> None:
     for key in ACTIONS:
         values.pop(key, None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # workers save the same file at once
     staging.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
     os.replace(staging, path)
 
@@ -89,19 +94,35 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
         csv_path, _ = sweep.collect()
         print(f"lit-daa sweep: table {csv_path} (and .parquet)")
+    elif config.workers > 1 and cfg.only_run is None and cfg.shard is None:
+        code = sweep.execute_parallel(str(saved), cfg.stage)
+        csv_path = sweep.out_dir / "results.csv"
     else:
-        code = sweep.execute(cfg.only_run, cfg.stage)
+        code = sweep.execute(cfg.only_run, cfg.stage, parse_shard(cfg.shard), collect=not cfg.no_collect)
         csv_path = sweep.out_dir / "results.csv"
     if cfg.analyze:
         code = max(code, analyze(csv_path))
     return code
 
 
-def analyze(results: Path) -> int:
-    """`lit-daa analyze RESULTS --out <its folder>/analysis`, when the analysis package is installed."""
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """ "K/N" -> (K, N); None stays None."""
+    if text is None:
+        return None
     try:
-        from lit_daa.analysis.analyze import main as analyze_main
-    except ImportError as err:
-        print(f"lit-daa sweep: --analyze skipped, the analysis cannot be imported ({err})")
-        return 0
-    return analyze_main([str(results), "--out", str(results.parent / "analysis")])
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must be K/N with integers, e.g. 0/2, got {text!r}") from None
+    return k, n
+
+
+def analyze(results: Path) -> int:
+    """The analysis of the finished table into <its folder>/analysis, called directly (no argv round trip)."""
+    from lit_daa.analysis.analyze import analyze_table
+
+    try:
+        analyze_table(results, results.parent / "analysis")
+    except InputError as err:
+        print(f"lit-daa sweep: the analysis stopped: {err}")
+        return 2
+    return 0

@@ -13,11 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jsonargparse import lazy_instance
-
 from lit_daa.errors import InputError
-from lit_daa.evaluation.judges import GoldRewardJudge, Judge
-from lit_daa.synthetic.world import SyntheticWorld
+from lit_daa.evaluation.options import EvaluationOptions
 
 
 def option_value(value: Any) -> str:
@@ -101,6 +98,12 @@ class ObjectiveSpec:
         name: the name in run ids and the results table's `objective` column; default: the class name.
         overrides: fit options these runs add, e.g. a moving reference for TR-DPO:
             {"trainer.callbacks+": {class_path: lit_daa.moving_reference.MovingReference, init_args: {tau: 8}}}.
+        variant: the experiment these runs belong to (the results table's `variant` column): empty for the main
+            grid; a control or an ablation names its own (e.g. `coverage` with overrides
+            {data.source.init_args.data_max_length: 14}), and the analysis compares it with the main grid's runs
+            of the same objective and size.
+        models: train these runs for these sizes only (names from `models`); None: every size.
+        seeds: the seeds of these runs; None: the sweep's `seeds`.
     """
 
     objective: str
@@ -108,7 +111,10 @@ class ObjectiveSpec:
     options: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     # values stay plain data (a class_path mapping is passed on to `lit-daa fit`, not instantiated here)
-    overrides: dict[str, dict | list | str | float | int | bool | None] = field(default_factory=dict)
+    overrides: dict[str, dict | list | str | bool | int | float | None] = field(default_factory=dict)
+    variant: str = ""
+    models: list[str] | None = None
+    seeds: list[int] | None = None
 
     def __post_init__(self) -> None:
         self.class_path  # noqa: B018 - fail on an unknown objective when the config is read, not mid-sweep
@@ -134,41 +140,8 @@ class ObjectiveSpec:
         return values
 
 
-@dataclass
-class EvaluationSpec:
-    """How each checkpoint is evaluated; the options mean what they mean for `lit-daa evaluate`.
-
-    Args:
-        judge: compares each policy sample with the prompt's reference response (win rate).
-        prompts: a .jsonl/.csv file with `prompt` and `reference` columns, or `synthetic` for the embedded world.
-        world: the synthetic world drawing the evaluation prompts (match it to the training data's world).
-        prompts_seed: seed of the synthetic evaluation set (keep it apart from the training data's seeds).
-        num_prompts: prompts evaluated per checkpoint (the paper: 256).
-        max_new_tokens: most tokens per sampled response.
-        max_prompt_length: keep only the last this many prompt tokens; None: all.
-        temperature: sampling temperature (1.0: the samples are the policy's own, the KL estimate unbiased).
-        batch_size: prompts per generate / forward pass.
-        seed: sampling seed (the same for every checkpoint, so checkpoints differ only by their weights).
-        forward_kl: also estimate KL(pi_ref || pi) from reference samples.
-        dtype: dtype both models are loaded in for evaluation.
-        device: cpu, cuda, cuda:1, ...; None: CUDA when available.
-        save_samples: keep each checkpoint's samples (prompt, response, verdict, log-ratio) as JSONL.
-    """
-
-    judge: Judge = field(default_factory=lambda: lazy_instance(GoldRewardJudge))
-    prompts: str = "synthetic"
-    world: SyntheticWorld = field(default_factory=SyntheticWorld)
-    prompts_seed: int = 12345
-    num_prompts: int = 256
-    max_new_tokens: int = 64
-    max_prompt_length: int | None = None
-    temperature: float = 1.0
-    batch_size: int = 32
-    seed: int = 0
-    forward_kl: bool = True
-    dtype: str = "float32"
-    device: str | None = None
-    save_samples: bool = True
+# A sweep's `evaluation:` block is the same dataclass `lit-daa evaluate` reads (one place for every default).
+EvaluationSpec = EvaluationOptions
 
 
 @dataclass
@@ -202,6 +175,12 @@ class SweepConfig:
             (a crash or leaked memory cannot take the sweep down).
         keep_going: go on with the other runs after one fails (the sweep still exits non-zero).
         slurm_job: #SBATCH lines, set-up and launcher of the script `--slurm PATH` writes.
+        seeds: training seeds; each (model, objective, beta) is trained once per seed, with the seed given to every
+            option in `seed_options`. None: one run each, with the seeds the fit configs set.
+        seed_options: the fit options a seed sets: the global seed (training order, initialisation) and the
+            preference data's draw.
+        workers: DAA runs trained at once, each in its own process (references first, in this one); on CPUs give
+            each its own core (OMP_NUM_THREADS=1 is set for them).
     """
 
     out_dir: str
@@ -213,10 +192,23 @@ class SweepConfig:
     isolation: Literal["inprocess", "subprocess"] = "inprocess"
     keep_going: bool = True
     slurm_job: SlurmSpec = field(default_factory=SlurmSpec)
+    seeds: list[int] | None = None
+    seed_options: list[str] = field(default_factory=lambda: ["seed_everything", "data.source.init_args.seed"])
+    workers: int = 1
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
-        labels = [o.label for o in self.objectives]
+        labels = [f"{o.label}-{o.variant}" if o.variant else o.label for o in self.objectives]
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise InputError(f"sweep seeds must be a non-empty list of different seeds, got {self.seeds}")
+        if self.workers < 1:
+            raise InputError(f"sweep workers must be at least 1, got {self.workers}")
+        for objective in self.objectives:
+            unknown = sorted(set(objective.models or []) - set(names))
+            if unknown:
+                raise InputError(f"sweep objective {objective.label}: models {unknown} are not among {names}")
+            if objective.seeds is not None and self.seeds is None:
+                raise InputError(f"sweep objective {objective.label} sets seeds; give the sweep's `seeds` too")
         for kind, values in (("model names", names), ("objective names", labels)):
             if len(set(values)) != len(values):
                 raise InputError(f"sweep {kind} must be unique, got {values} (set `name` to tell them apart)")

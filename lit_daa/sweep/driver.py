@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -20,7 +22,7 @@ from lit_daa.errors import InputError
 from lit_daa.sweep.config import SweepConfig
 from lit_daa.sweep.evaluation import SweepEvaluator
 from lit_daa.sweep.runners import RUNNERS, FitRunner
-from lit_daa.sweep.runs import Run, expand
+from lit_daa.sweep.runs import ReferenceRun, Run, expand
 from lit_daa.sweep.table import write_table
 
 Stage = Literal["all", "fit", "evaluate"]
@@ -55,16 +57,32 @@ class Sweep:
         self.evaluator = evaluator or SweepEvaluator(config.evaluation)
         self.fits_started = 0
 
-    def select(self, only: int | None) -> list[Run]:
+    def select(self, only: int | None, shard: tuple[int, int] | None = None) -> list[Run]:
+        """The runs to process: all, the one `only` names, or shard (k, n): every n-th DAA run from the k-th."""
+        if shard is not None:
+            k, n = shard
+            if not 0 <= k < n:
+                raise InputError(f"--shard {k}/{n} must be K/N with 0 <= K < N")
+            daa = [run for run in self.runs if not isinstance(run, ReferenceRun)]
+            return daa[k::n]
         if only is None:
             return self.runs
         if not 0 <= only < len(self.runs):
             raise InputError(f"--only_run {only} is not a run of this sweep (it has runs 0 to {len(self.runs) - 1})")
         return [self.runs[only]]
 
-    def execute(self, only: int | None = None, stage: Stage = "all") -> int:
+    def execute(
+        self,
+        only: int | None = None,
+        stage: Stage = "all",
+        shard: tuple[int, int] | None = None,
+        collect: bool = True,
+        only_references: bool = False,
+    ) -> int:
         """Process the selected runs in order; returns 0 when all of them succeeded, 1 otherwise."""
-        runs = self.select(only)
+        runs = self.select(only, shard)
+        if only_references:
+            runs = [run for run in runs if isinstance(run, ReferenceRun)]
         failed: list[Run] = []
         interrupted = False
         bar = tqdm(runs, desc="sweep", unit="run", dynamic_ncols=True)
@@ -78,7 +96,7 @@ class Sweep:
         except KeyboardInterrupt:
             interrupted = True  # what finished is kept; the next call resumes the rest
         bar.close()
-        if global_rank() == 0:
+        if global_rank() == 0 and collect:
             csv_path, _ = self.collect()
             done = sum(run.done for run in self.runs)
             print(f"lit-daa sweep: {done}/{len(self.runs)} runs finished; table: {csv_path} (and .parquet)")
@@ -88,6 +106,41 @@ class Sweep:
             print("lit-daa sweep: interrupted; run the same command again to resume")
             return 130
         return 1 if failed else 0
+
+    def execute_parallel(self, config_path: str, stage: Stage = "all") -> int:
+        """The references here, then the DAA runs in `config.workers` child processes (`--shard k/n` each, one
+        thread each), then the table. Each child logs to <out_dir>/workers/<k>.log; the bar counts finished runs."""
+        code = self.execute(stage=stage, shard=None, collect=False, only_references=True)
+        if code != 0 and not self.config.keep_going:
+            return code
+        n = self.config.workers
+        logs = self.out_dir / "workers"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        children = []
+        for k in range(n):
+            command = [sys.executable, "-m", "lit_daa.cli", "sweep", "--config", config_path, f"--shard={k}/{n}"]
+            command += [f"--stage={stage}", "--no_collect"]
+            with (logs / f"{k}.log").open("a", encoding="utf-8") as log:
+                children.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+        daa = [run for run in self.runs if not isinstance(run, ReferenceRun)]
+        bar = tqdm(total=len(daa), desc=f"sweep ({n} workers)", unit="run", dynamic_ncols=True)
+        try:
+            while any(child.poll() is None for child in children):
+                time.sleep(2.0)
+                bar.n = sum(run.done for run in daa)
+                bar.refresh()
+        except KeyboardInterrupt:
+            for child in children:
+                child.wait()  # Ctrl-C reached them too; each stops and keeps what it finished
+        bar.n = sum(run.done for run in daa)
+        bar.close()
+        csv_path, _ = self.collect()
+        print(f"lit-daa sweep: {sum(run.done for run in self.runs)}/{len(self.runs)} runs finished; table: {csv_path}")
+        failed = [k for k, child in enumerate(children) if child.returncode != 0]
+        for k in failed:
+            print(f"lit-daa sweep: worker {k} exited with code {children[k].returncode} (see {logs / f'{k}.log'})")
+        return 1 if failed or code != 0 else 0
 
     def process(self, run: Run, stage: Stage) -> bool:
         """Train (if needed) and evaluate one run; False when it failed or could not start."""
@@ -110,7 +163,7 @@ class Sweep:
                 return False
             run.mark_fit_done()  # `--stage evaluate` after a fit run by hand from --print_commands
         say(f"[{run.index}] {run.run_id}: evaluating")
-        run.mark_done(run.evaluate(self.evaluator))
+        run.mark_done(self.evaluator.rows(run.eval_targets()))
         return True
 
     def train(self, run: Run) -> bool:

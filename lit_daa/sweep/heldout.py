@@ -66,14 +66,15 @@ class HeldOutPairs:
 
     @torch.no_grad()
     def metrics(self, policy: nn.Module, reference: nn.Module) -> dict[str, float]:
-        """val_accuracy, val_loss (the run's objective) and chosen_logratio (mean log pi/pi_ref of chosen responses).
+        """val_accuracy, val_loss, val_margin (the run's objective) and chosen_logratio (mean log pi/pi_ref of chosen
+        responses).
 
         The reference is always scored, also for reference-free objectives, because chosen_logratio needs it.
         Without validation pairs all three are NaN.
         """
         loader = self.datamodule.val_dataloader()
         if not loader:
-            return {"val_accuracy": math.nan, "val_loss": math.nan, "chosen_logratio": math.nan}
+            return {"val_accuracy": math.nan, "val_loss": math.nan, "val_margin": math.nan, "chosen_logratio": math.nan}
         device = next(policy.parameters()).device
         objective = self.objective.to(device).eval()
         metrics = preference_metrics("val/").to(device)
@@ -95,5 +96,6 @@ class HeldOutPairs:
         return {
             "val_accuracy": values["val/rewards/accuracies"],
             "val_loss": values["val/loss"],
+            "val_margin": values["val/rewards/margins"],
             "chosen_logratio": logratio_sum / pairs,
         }

@@ -15,26 +15,28 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lit_daa.checkpoints import list_checkpoints
 from lit_daa.errors import InputError
 from lit_daa.sweep.config import FitSpec, ModelSpec, ObjectiveSpec, SweepConfig, option_value
 from lit_daa.sweep.table import REFERENCE_OBJECTIVE, read_rows, write_json
-
-if TYPE_CHECKING:
-    from lit_daa.sweep.evaluation import SweepEvaluator
+from lit_daa.sweep.targets import EvalTarget
 
 FIT_DONE = "FIT_DONE"
 DONE = "DONE.json"
 INTRA_EPOCH_DIR = "intra_epoch"
 
 
-def daa_run_id(model: ModelSpec, objective: ObjectiveSpec, beta: float) -> str:
-    """`{model}-{objective}-beta{beta}` (docs/results_schema.md)."""
-    return f"{model.name}-{objective.label}-beta{beta:g}"
+def daa_run_id(model: ModelSpec, objective: ObjectiveSpec, beta: float, seed: int | None = None) -> str:
+    """`{model}-{objective}[-{variant}]-beta{beta}[-s{seed}]` (docs/results_schema.md); the seed part only when the
+    sweep has several seeds, so single-seed run folders keep their names."""
+    variant = f"-{objective.variant}" if objective.variant else ""
+    suffix = "" if seed is None else f"-s{seed}"
+    return f"{model.name}-{objective.label}{variant}-beta{beta:g}{suffix}"
 
 
 def run_dir_args(root: Path) -> list[str]:
@@ -53,7 +55,9 @@ class Run(ABC):
     """
 
     objective_label: str = ""
+    variant: str = ""
     beta: float = math.nan
+    seed: int = 0
 
     def __init__(self, index: int, run_id: str, model: ModelSpec, root: Path) -> None:
         self.index, self.run_id, self.model, self.root = index, run_id, model, root
@@ -90,11 +94,18 @@ class Run(ABC):
         return (self.root / "hf_policy").is_dir()
 
     @abstractmethod
-    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
-        """The run's result rows (evaluations already on disk are reused)."""
+    def eval_targets(self) -> list[EvalTarget]:
+        """What to evaluate for this run's result rows, in row order."""
 
     def row_base(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "objective": self.objective_label, "beta": self.beta, "model": self.model.name}
+        return {
+            "run_id": self.run_id,
+            "objective": self.objective_label,
+            "variant": self.variant,
+            "beta": self.beta,
+            "seed": self.seed,
+            "model": self.model.name,
+        }
 
     def mark_fit_done(self) -> None:
         (self.root / FIT_DONE).write_text("")
@@ -132,8 +143,10 @@ class ReferenceRun(Run):
     def model_path(self) -> str:
         """What DAA runs load as policy and reference: a folder, hub id or embedded name."""
 
-    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
-        return [evaluator.reference_row(self)]
+    def eval_targets(self) -> list[EvalTarget]:
+        position = {"step": 0, "examples_seen": 0, "epoch_fraction": 0.0, "is_final": False}
+        cache = self.root / "evals" / "reference.json"
+        return [EvalTarget(self.model_path, self.model_path, math.nan, cache, {**self.row_base(), **position})]
 
 
 class TrainedReference(ReferenceRun):
@@ -193,11 +206,15 @@ class DAARun(Run):
         beta: float,
         base: FitSpec,
         fractions: list[float],
+        seed: int = 0,
+        seed_options: tuple[str, ...] = (),
+        run_id: str | None = None,
     ) -> None:
-        super().__init__(index, daa_run_id(model, objective, beta), model, root)
+        super().__init__(index, run_id or daa_run_id(model, objective, beta), model, root)
         self.reference, self.objective, self.beta = reference, objective, beta
-        self.objective_label = objective.label
+        self.objective_label, self.variant = objective.label, objective.variant
         self.base, self.fractions = base, fractions
+        self.seed, self.seed_options = seed, seed_options
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -217,6 +234,7 @@ class DAARun(Run):
             f"--model.policy={self.reference.model_path}",
             f"--model.objective={option_value(objective)}",
             f"--trainer.callbacks+={option_value(callback)}",
+            *[f"--{option}={self.seed}" for option in self.seed_options],
             *FitSpec(overrides=self.objective.overrides).args(),
         ]
 
@@ -228,8 +246,28 @@ class DAARun(Run):
     def trained_elsewhere(self) -> bool:
         return super().trained_elsewhere() or any(info.is_final for _, info in list_checkpoints(self.checkpoints_dir))
 
-    def evaluate(self, evaluator: SweepEvaluator) -> list[dict[str, Any]]:
-        return evaluator.checkpoint_rows(self)
+    def eval_targets(self) -> list[EvalTarget]:
+        """One target per intra-epoch checkpoint, by step."""
+        checkpoints = list_checkpoints(self.checkpoints_dir)
+        if not checkpoints:
+            warnings.warn(
+                f"{self.run_id} has no intra-epoch checkpoints in {self.checkpoints_dir} (did trainer.max_steps stop "
+                "it before the first fraction of the epoch?); it adds no rows",
+                stacklevel=2,
+            )
+        args = self.fit_args()
+        targets = []
+        for folder, info in checkpoints:
+            position = {
+                "step": info.step,
+                "examples_seen": info.examples_seen,
+                "epoch_fraction": info.epoch_fraction,
+                "is_final": info.is_final,
+            }
+            cache = self.root / "evals" / f"{folder.name}.json"
+            row = {**self.row_base(), **position}
+            targets.append(EvalTarget(str(folder), self.reference.model_path, self.beta, cache, row, args))
+        return targets
 
 
 def expand(config: SweepConfig) -> list[Run]:
@@ -240,12 +278,32 @@ def expand(config: SweepConfig) -> list[Run]:
         kind = TrainedReference if model.sft is not None else GivenReference
         references[model.name] = kind(len(references), model, runs_dir / f"{model.name}-sft")
     runs: list[Run] = list(references.values())
+    seeds = config.seeds or [0]
+    seeded = len(seeds) > 1
+    seed_options = tuple(config.seed_options) if config.seeds is not None else ()
     for model in config.models:
         for objective in config.objectives:
+            if objective.models is not None and model.name not in objective.models:
+                continue
             for beta in objective.beta_values():
-                root = runs_dir / daa_run_id(model, objective, beta)
-                reference = references[model.name]
-                runs.append(DAARun(len(runs), model, root, reference, objective, beta, config.fit, config.fractions))
+                for seed in objective.seeds or seeds:
+                    run_id = daa_run_id(model, objective, beta, seed if seeded else None)
+                    reference = references[model.name]
+                    runs.append(
+                        DAARun(
+                            len(runs),
+                            model,
+                            runs_dir / run_id,
+                            reference,
+                            objective,
+                            beta,
+                            config.fit,
+                            config.fractions,
+                            seed,
+                            seed_options,
+                            run_id,
+                        )  # fmt: skip
+                    )
     ids = [run.run_id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

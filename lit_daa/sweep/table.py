@@ -17,34 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Column name -> Arrow type, in the schema's order.
-SCHEMA: dict[str, pa.DataType] = {
-    "run_id": pa.string(),
-    "objective": pa.string(),
-    "beta": pa.float64(),
-    "model": pa.string(),
-    "params": pa.int64(),
-    "step": pa.int64(),
-    "examples_seen": pa.int64(),
-    "epoch_fraction": pa.float64(),
-    "is_final": pa.bool_(),
-    "kl": pa.float64(),
-    "kl_stderr": pa.float64(),
-    "sqrt_kl": pa.float64(),
-    "forward_kl": pa.float64(),
-    "forward_kl_stderr": pa.float64(),
-    "win_rate": pa.float64(),
-    "win_rate_stderr": pa.float64(),
-    "ties": pa.int64(),
-    "invalid": pa.int64(),
-    "mean_length": pa.float64(),
-    "length_r2": pa.float64(),
-    "val_accuracy": pa.float64(),
-    "val_loss": pa.float64(),
-    "chosen_logratio": pa.float64(),
-}
-COLUMNS = tuple(SCHEMA)
-REFERENCE_OBJECTIVE = "SFT"
+from lit_daa.results_schema import COLUMNS, FLOAT_COLUMNS, REFERENCE_OBJECTIVE, SCHEMA
+
+__all__ = ["COLUMNS", "REFERENCE_OBJECTIVE", "read_rows", "write_json", "write_table"]
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -91,4 +66,4 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def _none_to_nan(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: math.nan if v is None and SCHEMA.get(k) == pa.float64() else v for k, v in row.items()}
+    return {k: math.nan if v is None and k in FLOAT_COLUMNS else v for k, v in row.items()}

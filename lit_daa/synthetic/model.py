@@ -74,6 +74,7 @@ class TinyNeoX:
 EMBEDDED_MODELS: dict[str, TinyNeoX] = {
     "embedded:neox-tiny": TinyNeoX(hidden_size=64, num_layers=2, num_heads=4),
     "embedded:neox-mini": TinyNeoX(hidden_size=128, num_layers=3, num_heads=4),
+    "embedded:neox-base": TinyNeoX(hidden_size=160, num_layers=4, num_heads=4),
     "embedded:neox-small": TinyNeoX(hidden_size=192, num_layers=4, num_heads=6),
 }
 

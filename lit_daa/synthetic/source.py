@@ -222,3 +222,68 @@ class ReferenceSamplePairs(PreferenceSource):
             )
             draw += 1
         return rows[:n]
+
+
+class SharedPreferencePairs(PreferenceSource):
+    """The over-optimization world's preference set, shared by every model size as the paper's was: pairs of
+    answers from one fixed data policy (`SyntheticWorld.data_response`), labelled by the gold reward.
+
+    The rows depend only on these options, never on the model being trained, so every size of a sweep trains on
+    the same pairs. By default the data policy answers in the human length range, never past `target_length`,
+    so the data cannot show the over-length penalty (the world's planted blind spot, docs/world.md). The three
+    mechanism controls of the lab are options here: `data_max_length` past `target_length` covers the over-length
+    region, `noiseless` labels every pair by the higher gold reward, and `num_train` sets how many pairs there are.
+
+    Args:
+        num_train: training pairs.
+        num_val: validation pairs (drawn with seed + 1).
+        seed: seed of prompts, answers and labels.
+        min_length: shortest answer, in words.
+        max_length: longest human answer, in words (the human range the data policy answers in by default).
+        data_max_length: longest data-policy answer; None: `max_length`.
+        bt_scale: Bradley-Terry inverse temperature on gold-reward differences.
+        noiseless: choose the higher-gold answer of every pair (no label noise).
+        relevance_weight: gold reward per on-topic word minus off-topic word.
+        length_weight: gold penalty per word below target_length.
+        target_length: the answer length the gold reward likes best, in words.
+        overlength_weight: gold penalty per word above target_length.
+    """
+
+    name = "shared preference pairs"
+
+    def __init__(
+        self,
+        num_train: int = 3200,
+        num_val: int = 256,
+        seed: int = 0,
+        min_length: int = 2,
+        max_length: int = 8,
+        data_max_length: int | None = None,
+        bt_scale: float = 1.0,
+        noiseless: bool = False,
+        relevance_weight: float = 1.0,
+        length_weight: float = 1.0,
+        target_length: int = 8,
+        overlength_weight: float = 2.0,
+    ) -> None:
+        if data_max_length is not None and data_max_length < min_length:
+            raise InputError(
+                f"data.source SharedPreferencePairs: data_max_length {data_max_length} is below min_length {min_length}"
+            )
+        self.num_train, self.num_val, self.seed = num_train, num_val, seed
+        self.data_max_length, self.noiseless = data_max_length, noiseless
+        self.world = SyntheticWorld(
+            min_length=min_length,
+            max_length=max_length,
+            bt_scale=bt_scale,
+            gold=GoldReward(relevance_weight, length_weight, target_length, overlength_weight),
+        )
+
+    def _rows(self, n: int, seed: int) -> Dataset:
+        return Dataset.from_list(self.world.data_pairs(n, seed, self.data_max_length, self.noiseless))
+
+    def train(self) -> Dataset:
+        return self._rows(self.num_train, self.seed)
+
+    def validation(self) -> Dataset | None:
+        return self._rows(self.num_val, self.seed + 1) if self.num_val > 0 else None

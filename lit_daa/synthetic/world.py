@@ -55,15 +55,22 @@ class GoldReward:
     overlength_weight: float | None = None
 
     def __call__(self, prompt: str, response: str) -> float:
+        parts = self.breakdown(prompt, response)
+        return parts["relevance"] - parts["short_penalty"] - parts["long_penalty"]
+
+    def breakdown(self, prompt: str, response: str) -> dict[str, float]:
+        """The reward's three terms: r = relevance - short_penalty - long_penalty (penalties are >= 0)."""
         topic = topic_of(prompt)
         words = response.split()
         on = sum(w.startswith(topic + "_") for w in words)
         off = sum("_" in w and not w.startswith(topic + "_") for w in words)
         over = self.length_weight if self.overlength_weight is None else self.overlength_weight
         n = len(words)
-        short = max(0, self.target_length - n)
-        long = max(0, n - self.target_length)
-        return self.relevance_weight * (on - off) - self.length_weight * short - over * long
+        return {
+            "relevance": float(self.relevance_weight * (on - off)),
+            "short_penalty": float(self.length_weight * max(0, self.target_length - n)),
+            "long_penalty": float(over * max(0, n - self.target_length)),
+        }
 
 
 def topic_of(prompt: str) -> str:
@@ -159,11 +166,18 @@ class SyntheticWorld:
             out.append({"prompt": prompt, "reference": self.human_response(prompt, rng)})
         return out
 
-    def label(self, prompt: str, first: str, second: str, rng: random.Random) -> tuple[str, str] | None:
-        """(chosen, rejected) drawn by Bradley-Terry on the gold reward; None for a tie in gold reward."""
+    def label(
+        self, prompt: str, first: str, second: str, rng: random.Random, noiseless: bool = False
+    ) -> tuple[str, str] | None:
+        """(chosen, rejected) drawn by Bradley-Terry on the gold reward; None for a tie in gold reward.
+
+        noiseless: the answer with the higher gold reward is always chosen (the limit bt_scale -> infinity).
+        """
         gap = self.gold(prompt, first) - self.gold(prompt, second)
         if gap == 0:
             return None
+        if noiseless:
+            return (first, second) if gap > 0 else (second, first)
         p_first = 0.5 * (1.0 + math.tanh(0.5 * self.bt_scale * gap))  # sigmoid, without overflow for long answers
         return (first, second) if rng.random() < p_first else (second, first)
 
@@ -175,6 +189,40 @@ class SyntheticWorld:
         for prompt, first, second in zip(prompts, firsts, seconds, strict=True):
             a, b = first.split(), second.split()
             labelled = None if (not a or not b or a == b) else self.label(prompt, first, second, rng)
+            if labelled is not None:
+                rows.append({"prompt": prompt, "chosen": labelled[0], "rejected": labelled[1]})
+        return rows
+
+    def data_response(self, prompt: str, rng: random.Random, max_length: int | None = None) -> str:
+        """An answer of the fixed data policy that made the shared preference set (docs/world.md): human-like, but
+        each answer draws its own on-topic rate in [0.2, 0.95] and off-topic rate in [0, 0.3] x the rest, so quality
+        varies from pair to pair; length is uniform in [min_length, max_length] (default: the human maximum)."""
+        topic = topic_of(prompt)
+        p_on = rng.uniform(0.2, 0.95)
+        p_off = rng.uniform(0.0, 0.3) * (1.0 - p_on)
+        words = []
+        for _ in range(rng.randint(self.min_length, max_length or self.max_length)):
+            u = rng.random()
+            if u < p_on:
+                words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
+            elif u < p_on + p_off:
+                other = rng.choice([t for t in TOPICS if t != topic])
+                words.append(f"{other}_{rng.randrange(self.words_per_topic)}")
+            else:
+                words.append(rng.choice(FILLERS))
+        return " " + " ".join(words)
+
+    def data_pairs(
+        self, n: int, seed: int, max_length: int | None = None, noiseless: bool = False
+    ) -> list[dict[str, str]]:
+        """n preference rows of two `data_response` answers per prompt, labelled by `label`; identical answers and
+        gold ties are redrawn. The rows depend on the seed and these options only, never on a model."""
+        rng = random.Random(seed)
+        rows: list[dict[str, str]] = []
+        while len(rows) < n:
+            prompt = self.prompt(rng)
+            first, second = self.data_response(prompt, rng, max_length), self.data_response(prompt, rng, max_length)
+            labelled = None if first == second else self.label(prompt, first, second, rng, noiseless)
             if labelled is not None:
                 rows.append({"prompt": prompt, "chosen": labelled[0], "rejected": labelled[1]})
         return rows

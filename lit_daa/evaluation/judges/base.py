@@ -40,6 +40,11 @@ class Judge(ABC):
     def _judge(self, prompts: list[str], candidates: list[str], references: list[str]) -> list[Verdict]:
         """The verdicts for non-empty lists of equal length."""
 
+    def components(self, prompts: list[str], responses: list[str]) -> dict[str, list[float]]:
+        """Named per-response scores behind the verdicts, when the judge has them (results-table column -> one
+        value per response); a judge without a known reward returns none."""
+        return {}
+
 
 class ScoringJudge(Judge):
     """A judge that scores every (prompt, response) on its own: win if the candidate scores higher, tie if equal."""

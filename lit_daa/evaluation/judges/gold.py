@@ -35,7 +35,16 @@ class GoldRewardJudge(ScoringJudge):
         )
 
     def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        return self.components(prompts, responses)["gold_reward"]
+
+    def components(self, prompts: list[str], responses: list[str]) -> dict[str, list[float]]:
+        """gold_reward and its terms gold_relevance, gold_short_penalty, gold_long_penalty per response."""
         try:
-            return [float(self.gold(p, r)) for p, r in zip(prompts, responses, strict=True)]
+            parts = [self.gold.breakdown(p, r) for p, r in zip(prompts, responses, strict=True)]
         except ValueError as err:
             raise InputError(f"GoldRewardJudge only judges prompts of the synthetic world ({err})") from None
+        out = {
+            f"gold_{name}": [part[name] for part in parts] for name in ("relevance", "short_penalty", "long_penalty")
+        }
+        out["gold_reward"] = [part["relevance"] - part["short_penalty"] - part["long_penalty"] for part in parts]
+        return out

@@ -1,0 +1,193 @@
+"""The lab's sweep features: seeds, variants, per-objective sizes, worker shards, the shared preference set and its
+mechanism controls, the schema in one place, and the controls run end to end in a tiny configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lit_daa.cli import main
+from lit_daa.errors import InputError
+from lit_daa.results_schema import COLUMNS, markdown
+from lit_daa.sweep import FitSpec, ModelSpec, ObjectiveSpec, Sweep, SweepConfig, expand
+from lit_daa.sweep.cli import parse_shard
+from lit_daa.sweep.runs import ReferenceRun
+from lit_daa.synthetic.source import SharedPreferencePairs
+from lit_daa.synthetic.world import GoldReward
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path: Path, **extra: object) -> SweepConfig:
+    return SweepConfig(
+        out_dir=str(tmp_path),
+        fit=FitSpec(configs=["base.yaml"]),
+        models=[ModelSpec("a", reference="embedded:neox-tiny"), ModelSpec("b", reference="embedded:neox-mini")],
+        objectives=[
+            ObjectiveSpec("DPO", betas=[0.1, 1.0]),
+            ObjectiveSpec(
+                "DPO",
+                betas=[0.1],
+                variant="coverage",
+                models=["a"],
+                seeds=[5],
+                overrides={"data.source.init_args.data_max_length": 14},
+            ),
+        ],
+        **extra,
+    )
+
+
+def test_seeds_variants_and_sizes_expand_into_named_runs(tmp_path: Path) -> None:
+    runs = expand(_config(tmp_path, seeds=[0, 1]))
+    ids = [run.run_id for run in runs]
+    assert ids == [
+        "a-sft",
+        "b-sft",
+        "a-DPO-beta0.1-s0",
+        "a-DPO-beta0.1-s1",
+        "a-DPO-beta1-s0",
+        "a-DPO-beta1-s1",
+        "a-DPO-coverage-beta0.1-s5",  # the control runs on size a only, with its own seed
+        "b-DPO-beta0.1-s0",
+        "b-DPO-beta0.1-s1",
+        "b-DPO-beta1-s0",
+        "b-DPO-beta1-s1",
+    ]
+    control = runs[6]
+    args = control.fit_args()
+    assert "--seed_everything=5" in args and "--data.source.init_args.seed=5" in args
+    assert args[-1] == "--data.source.init_args.data_max_length=14"  # the variant's own options come last
+    assert control.row_base() | {} == {
+        "run_id": "a-DPO-coverage-beta0.1-s5",
+        "objective": "DPO",
+        "variant": "coverage",
+        "beta": 0.1,
+        "seed": 5,
+        "model": "a",
+    }
+
+
+def test_without_seeds_run_ids_and_fit_args_are_as_before(tmp_path: Path) -> None:
+    config = _config(tmp_path, seeds=[0])
+    config.seeds, config.objectives = None, config.objectives[:1]
+    runs = expand(config)
+    assert runs[2].run_id == "a-DPO-beta0.1"
+    assert not any(arg.startswith("--seed_everything") for arg in runs[2].fit_args())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"seeds": [1, 1]}, "different seeds"),
+        ({"workers": 0}, "workers must be at least 1"),
+    ],
+)
+def test_bad_lab_options_are_one_sentence(tmp_path: Path, extra: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        _config(tmp_path, **extra)
+
+
+def test_objective_seeds_need_sweep_seeds_and_known_sizes(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="give the sweep's `seeds` too"):
+        _config(tmp_path)  # the control sets seeds, the sweep does not
+    bad = ObjectiveSpec("DPO", betas=[0.1], models=["zzz"])
+    with pytest.raises(InputError, match=r"models \['zzz'\] are not among"):
+        SweepConfig(out_dir=str(tmp_path), fit=FitSpec(), models=[ModelSpec("a", reference="x")], objectives=[bad])
+
+
+def test_shards_split_the_daa_runs_between_workers(tmp_path: Path) -> None:
+    sweep = Sweep(_config(tmp_path, seeds=[0, 1]))
+    daa = [run for run in sweep.runs if not isinstance(run, ReferenceRun)]
+    shards = [sweep.select(None, (k, 3)) for k in range(3)]
+    assert sorted(run.index for shard in shards for run in shard) == [run.index for run in daa]
+    assert all(abs(len(a) - len(b)) <= 1 for a in shards for b in shards)
+    assert parse_shard("1/3") == (1, 3)
+    with pytest.raises(InputError, match="K/N"):
+        parse_shard("1-3")
+    with pytest.raises(InputError, match="0 <= K < N"):
+        sweep.select(None, (3, 3))
+
+
+def test_schema_doc_is_generated_from_the_schema_module() -> None:
+    doc = (ROOT / "docs" / "results_schema.md").read_text()
+    assert markdown() in doc
+    assert COLUMNS[:3] == ("run_id", "objective", "variant")
+
+
+def test_shared_pairs_and_their_controls() -> None:
+    gold = GoldReward(1.0, 1.0, 8, 2.0)
+    base = SharedPreferencePairs(num_train=400, num_val=0, seed=3)
+    rows = list(base.train())
+    assert rows == list(SharedPreferencePairs(num_train=400, num_val=0, seed=3).train())  # no model: the same pairs
+    lengths = [len(r[k].split()) for r in rows for k in ("chosen", "rejected")]
+    assert min(lengths) >= 2 and max(lengths) <= 8  # the base world never shows the over-length region
+    coverage = list(SharedPreferencePairs(num_train=400, num_val=0, seed=3, data_max_length=14).train())
+    assert max(len(r[k].split()) for r in coverage for k in ("chosen", "rejected")) > 8
+    noiseless = list(SharedPreferencePairs(num_train=400, num_val=0, seed=3, noiseless=True).train())
+    assert all(gold(r["prompt"], r["chosen"]) > gold(r["prompt"], r["rejected"]) for r in noiseless)
+    # Bradley-Terry at scale 1 mislabels a visible share of the base pairs
+    wrong = sum(gold(r["prompt"], r["chosen"]) < gold(r["prompt"], r["rejected"]) for r in rows) / len(rows)
+    assert 0.05 < wrong < 0.4
+    with pytest.raises(InputError, match="data_max_length 1 is below min_length 2"):
+        SharedPreferencePairs(data_max_length=1)
+
+
+def test_gold_breakdown_adds_up() -> None:
+    gold = GoldReward(relevance_weight=1.0, length_weight=1.0, target_length=4, overlength_weight=2.0)
+    prompt = "topic music : music_1 . answer :"
+    parts = gold.breakdown(prompt, " music_1 music_2 food_3 the a very")  # 2 on, 1 off, 6 words
+    assert parts == {"relevance": 1.0, "short_penalty": 0.0, "long_penalty": 4.0}
+    assert gold(prompt, " music_1 music_2 food_3 the a very") == -3.0
+    assert gold.breakdown(prompt, " music_1")["short_penalty"] == 3.0
+
+
+def test_controls_run_in_a_tiny_configuration(tmp_path: Path) -> None:
+    """The lab's controls and ablations (coverage, noiseless, more pairs, R-DPO, RMSprop), 2 seeds, 2 workers, on
+    a given reference: each writes rows with its variant and seed, gold terms and the cut share."""
+    small = {
+        "data.source.init_args.num_train": 32,
+        "data.source.init_args.num_val": 16,
+        "data.batch_size": 8,
+        "data.eval_batch_size": 16,
+        "trainer.enable_progress_bar": False,
+    }
+    betas = [0.1]
+    lab = yaml.safe_load((ROOT / "configs" / "sweeps" / "lab.yaml").read_text())
+    controls = [o for o in lab["objectives"] if o.get("variant")]
+    assert {o["variant"] for o in controls} == {"coverage", "noiseless", "pairs4x", "alpha0.05", "alpha0.2", "rmsprop"}
+    for objective in controls:
+        objective["betas"], objective["models"] = betas, ["tiny"]
+        overrides = objective.setdefault("overrides", {})
+        if "data.source.init_args.num_train" in overrides:
+            overrides["data.source.init_args.num_train"] = 64
+    config = {
+        "out_dir": str(tmp_path / "out"),
+        "workers": 2,
+        "seeds": [0, 1],
+        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": small},
+        "models": [{"name": "tiny", "reference": "embedded:neox-tiny"}],
+        "objectives": controls,
+        "fractions": [0.5, 1.0],
+        "evaluation": {**lab["evaluation"], "num_prompts": 16, "max_new_tokens": 10, "batch_size": 16},
+    }
+    path = tmp_path / "controls.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["sweep", "--config", str(path)]) == 0
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    policy = table[table.objective != "SFT"]
+    assert sorted(policy.variant.unique()) == sorted(o["variant"] for o in controls)
+    assert len(policy) == len(controls) * 2 * 2  # 2 seeds x 2 checkpoints
+    assert set(policy.seed) == {0, 1}
+    steps = policy[policy.is_final].groupby("variant").step.max()
+    assert steps["pairs4x"] == 2 * steps["coverage"]  # 64 pairs instead of 32
+    for column in ("gold_reward", "gold_relevance", "cut_share", "val_margin", "temperature"):
+        assert policy[column].notna().all(), column
+    total = policy.gold_relevance - policy.gold_short_penalty - policy.gold_long_penalty
+    assert (total - policy.gold_reward).abs().max() < 1e-9
+    sft = table[table.objective == "SFT"].iloc[0]
+    assert 0.3 < sft.imitation_win_rate < 0.7  # a second human answer against the first: about a coin flip
+    assert (tmp_path / "out" / "workers" / "0.log").is_file() and (tmp_path / "out" / "workers" / "1.log").is_file()
