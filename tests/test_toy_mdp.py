@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lit_daa.objectives as objectives_module
+from lit_daa.errors import InputError
 from lit_daa.objectives import DPO, IPO, ObjectiveOutput, PairLogps, SLiC
 from lit_daa.toy_mdp import (
     OBJECTIVES,
@@ -218,3 +219,32 @@ def test_main_prints_the_policy_and_both_ranks(tmp_path: Path, capsys: pytest.Ca
     assert "pair-matrix rank 4 (of 27 trajectories, 9 trainable parameters" in printed
     assert main(["--steps", "1", "--betas", "0.1", "--out", str(tmp_path)]) == 0
     assert "tabular policy with 39 trainable parameters" in capsys.readouterr().out
+
+
+def test_tabular_policy_with_a_rejected_favouring_reference_moves_mass_out_of_the_data(tmp_path: Path) -> None:
+    """0.9 of pi_ref on the rejected trajectories (docs/toy_mdp.md): at beta 1 DPO ends with less in-data mass than
+    it started with in every seed, and more out of the data; the summary and transients figure are written."""
+    from lit_daa.toy_mdp.report import seed_summary
+    from lit_daa.toy_mdp.train import run_seeds
+
+    seeds = [0, 1, 2, 3]
+    results = run_seeds(seeds, num_pairs=2, objectives=DPO, betas=[1.0], reference_rejected_mass=0.9)
+    for result in results:
+        first, last = result.initial_records()[0], result.final_records()[0]
+        rejected = result.pairs.masks()["rejected"]
+        start_probs = torch.full((27,), 0.1 / 27) + 0.9 * rejected.float() / rejected.sum()
+        assert first["in_data_mass"] == pytest.approx(float(start_probs[result.pairs.masks()["in_data"]].sum()))
+        assert last["in_data_mass"] < first["in_data_mass"] - 0.2
+        assert last["out_of_data_mass"] > first["out_of_data_mass"] + 0.2
+    rows = seed_summary(results, seeds)
+    assert [r["seed"] for r in rows] == seeds and all(r["in_data_change"] < -0.2 for r in rows)
+    assert main(["--reference-rejected-mass", "0.9", "--pairs", "2", "--objectives", "DPO", "--betas", "1",
+                 "--steps", "20", "--seeds", "0", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (tmp_path / "summary.csv").is_file() and (tmp_path / "transients.png").is_file()
+
+
+def test_rejected_favouring_reference_is_one_of_the_reference_options() -> None:
+    with pytest.raises(InputError, match="one of reference_logits"):
+        run_toy_mdp(reference_rejected_mass=0.9, reference_in_data_mass=0.5, steps=0)
+    with pytest.raises(InputError, match=r"reference_rejected_mass must be in \(0, 1\)"):
+        run_toy_mdp(reference_rejected_mass=1.5, steps=0)

@@ -30,13 +30,16 @@ class Results:
     """A results table split into trained-run checkpoints and reference rows.
 
     Attributes:
-        policy: checkpoints of trained runs, sorted by objective, model, beta, epoch fraction.
+        policy: checkpoints of the main grid's trained runs (empty `variant`), sorted by objective, model, beta, seed,
+            epoch fraction.
         reference: the SFT rows (one per model after averaging repeats), with sqrt_kl set to 0.
         sft_win_rate: model name -> SFT win rate, for the models that have a reference row.
         models: model names, smallest first (by `params` when present, else by name).
         objectives: objective names of the trained runs, sorted.
         source: the file the table came from (None when built in memory).
         notes: what was dropped, coerced or is missing, for the report.
+        variants: checkpoints of controls and ablations (non-empty `variant`), sorted like `policy`; the main
+            analyses leave them out and `analysis.lab` compares them with the main grid.
     """
 
     policy: pd.DataFrame
@@ -46,6 +49,7 @@ class Results:
     objectives: list[str]
     source: Path | None = None
     notes: list[str] = field(default_factory=list)
+    variants: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def has(self, *columns: str) -> bool:
         """Whether the policy rows carry every one of `columns` with at least one finite value each."""
@@ -104,6 +108,10 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in ("run_id", "objective", "model"):
         df[col] = df[col].astype(str)
+    # a CSV round trip turns the main grid's empty variant into NaN; tables from before variants have none
+    df["variant"] = df["variant"].fillna("").astype(str) if "variant" in df.columns else ""
+    if "seed" not in df.columns:
+        df["seed"] = 0
     df["is_final"] = _as_bool(df["is_final"])
     # sqrt_kl is derived data; recompute it where a writer left it out, with the schema's clip at 0.
     derived = np.sqrt(df["kl"].clip(lower=0)) if "kl" in df.columns else pd.Series(np.nan, index=df.index)
@@ -121,8 +129,12 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
         policy = policy[~unusable]
     if policy.empty:
         raise InputError(f"results table {source or ''} has no checkpoint with both a win rate and a KL")
-    sort_cols = [col for col in ("objective", "model", "beta", "epoch_fraction", "step") if col in policy.columns]
+    sort_cols = [c for c in ("objective", "model", "beta", "seed", "epoch_fraction", "step") if c in policy.columns]
     policy = policy.sort_values(sort_cols, kind="stable").reset_index(drop=True)
+    variants = policy[policy["variant"] != ""].reset_index(drop=True)
+    policy = policy[policy["variant"] == ""].reset_index(drop=True)
+    if policy.empty:
+        raise InputError(f"results table {source or ''} has only control or ablation rows, no main-grid rows")
 
     reference = reference[reference["win_rate"].notna()]
     repeats = reference["model"].duplicated(keep=False)
@@ -148,6 +160,7 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
         objectives=objectives,
         source=source,
         notes=notes,
+        variants=variants,
     )
 
 
