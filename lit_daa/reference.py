@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_daa.errors import InputError
-from lit_daa.logps import TokenScores, batch_token_scores
+from lit_daa.logps import TokenScores, batch_token_scores, response_logps
 
 
 class Reference(nn.Module):
@@ -46,6 +46,15 @@ class Reference(nn.Module):
 
     def compute(self, batch: dict[str, Tensor]) -> TokenScores:
         raise NotImplementedError
+
+    def sequence_logps(self, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor) -> Tensor:
+        """(N,) reference log-probs of right-padded (prompt, response) rows (`logps.right_pad`): how sampled
+        answers are scored, e.g. for the validation-time KL. Only references that hold a model can."""
+        raise InputError(
+            f"this run's reference ({type(self).__name__}) holds no model to score new samples with, so the "
+            "validation-time KL cannot be estimated (it needs a reference model: not model.cached_reference, not a "
+            "reference-free objective)"
+        )
 
     def shardable(self) -> nn.Module | None:
         """The model a sharding strategy should shard, if this reference holds one of its own."""
@@ -93,6 +102,10 @@ class FrozenCopy(Reference):
     def compute(self, batch: dict[str, Tensor]) -> TokenScores:
         return batch_token_scores(self.model, batch)
 
+    def sequence_logps(self, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor) -> Tensor:
+        with torch.no_grad():
+            return response_logps(self.model, input_ids, attention_mask, response_mask)[0]
+
     def shardable(self) -> nn.Module:
         return self.model
 
@@ -113,6 +126,11 @@ class AdaptersOff(Reference):
             scores = batch_token_scores(policy, batch)
         policy.train(was_training)
         return scores
+
+    def sequence_logps(self, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor) -> Tensor:
+        policy = self.__dict__["policy"]
+        with torch.no_grad(), policy.disable_adapter():
+            return response_logps(policy, input_ids, attention_mask, response_mask)[0]
 
 
 def is_peft(model: nn.Module) -> bool:

@@ -90,6 +90,28 @@ def sample(
         )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     prompt_ids = [ids[-max_prompt_length:] if max_prompt_length else ids for ids in _encode(tokenizer, prompts)]
+    response_ids = sample_ids(model, prompt_ids, eos, pad, max_new_tokens, temperature, batch_size, seed)
+    responses = [tokenizer.decode(_strip_eos(r, eos), skip_special_tokens=True) for r in response_ids]
+    return Samples(list(prompts), prompt_ids, response_ids, responses, eos)
+
+
+def sample_ids(
+    model: nn.Module,
+    prompt_ids: list[list[int]],
+    eos: int,
+    pad: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+    seed: int = 0,
+    synced: bool = False,
+) -> list[list[int]]:
+    """One ancestral sample per prompt from token ids: N response id lists (each cut after its first EOS).
+
+    The id-level half of `sample` (see it for the batching, padding and seeding rules). `synced=True` keeps
+    every rank of a sharded model generating until all of them are done (Hugging Face's `synced_gpus`), which
+    FSDP needs because each forward is collective.
+    """
     config = GenerationConfig(
         do_sample=True,
         temperature=temperature,
@@ -105,13 +127,12 @@ def sample(
     cuda = [device.index or 0] if device.type == "cuda" else []
     with inference(model), torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        for start in range(0, len(prompts), batch_size):
+        for start in range(0, len(prompt_ids), batch_size):
             batch = prompt_ids[start : start + batch_size]
             ids, mask = left_pad(batch, pad, device)
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, synced_gpus=synced)
             response_ids.extend(_cut_at_eos(row, eos) for row in out[:, ids.shape[1] :].tolist())
-    responses = [tokenizer.decode(_strip_eos(r, eos), skip_special_tokens=True) for r in response_ids]
-    return Samples(list(prompts), prompt_ids, response_ids, responses, eos)
+    return response_ids
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
