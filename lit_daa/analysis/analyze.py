@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from lit_daa.analysis.bootstrap import Bootstrap
 from lit_daa.analysis.figures import DEFAULT_DPI, draw_figures
+from lit_daa.analysis.findings import Findings, FindingsBuilder
 from lit_daa.analysis.fits import OFFSETS
 from lit_daa.analysis.headline import DEFAULT_TOP_K
+from lit_daa.analysis.lab_figures import draw_lab_figures
+from lit_daa.analysis.lab_report import findings_section, write_detail_tables
 from lit_daa.analysis.report import build_report, headline_lines
 from lit_daa.analysis.results import load_results, resolve_results_path
 from lit_daa.analysis.study import Analysis, AnalysisOptions, run_analysis
@@ -72,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TOP_K,
         help=f"highest-KL checkpoints averaged for the over-optimisation drop (default: {DEFAULT_TOP_K})",
     )
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        default=400,
+        help="bootstrap replicates of the findings table (0: no findings table, lab figures or intervals)",
+    )
+    parser.add_argument(
+        "--toy-mdp", type=Path, default=None, help="the toy MDP's summary.csv (lit-daa toy-mdp --seeds), finding 8"
+    )
     parser.add_argument("--dpi", type=int, default=DEFAULT_DPI, help=f"figure resolution (default: {DEFAULT_DPI})")
     parser.add_argument("--no-figures", action="store_true", help="write tables and the report only")
     return parser
@@ -88,6 +101,7 @@ def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
         include_sft_point_in_fits=args.fit_sft_point,
         include_sft_in_peaks=not args.peaks_without_sft,
         top_k=args.top_k,
+        replicates=args.replicates,
     )
 
 
@@ -110,8 +124,19 @@ def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
     return {name: table for name, table in tables.items() if not table.empty}
 
 
-def write_outputs(analysis: Analysis, out: Path, dpi: int = DEFAULT_DPI, figures: bool = True) -> dict[str, Path]:
-    """Write tables, figures, headline.md and report.md into `out`; file name -> path of everything written."""
+def write_outputs(
+    analysis: Analysis,
+    out: Path,
+    dpi: int = DEFAULT_DPI,
+    figures: bool = True,
+    findings: Findings | None = None,
+    command: str = "",
+) -> dict[str, Path]:
+    """Write tables, figures, headline.md and report.md into `out`; file name -> path of everything written.
+
+    With `findings`, the report opens with the findings table (`lab_report.findings_section`), its detail tables
+    are written as CSV and the lab figures are drawn too.
+    """
     out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Path] = {}
     for name, table in analysis_tables(analysis).items():
@@ -120,18 +145,45 @@ def write_outputs(analysis: Analysis, out: Path, dpi: int = DEFAULT_DPI, figures
     drawn: Mapping[str, Path] = draw_figures(analysis, out, dpi) if figures else {}
     headline = out / "headline.md"
     headline.write_text("\n".join(headline_lines(analysis)) + "\n")
+    text = build_report(analysis, drawn, tables)
+    if findings is not None:
+        tables = {**tables, **write_detail_tables(findings, out)}
+        lab = draw_lab_figures(analysis.results, out, dpi) if figures else {}
+        drawn = {**drawn, **lab}
+        title, _, rest = text.partition("\n")
+        replicates = analysis.options.replicates
+        text = "\n".join([title, "", findings_section(findings, analysis.results, lab, replicates, command), rest])
     report = out / "report.md"
-    report.write_text(build_report(analysis, drawn, tables))
+    report.write_text(text)
     return {**tables, **drawn, "headline.md": headline, "report.md": report}
 
 
+def measure_findings(analysis: Analysis, toy: Path | None = None, command: str = "") -> Findings | None:
+    """The findings table of an analysis (None when its options ask for no bootstrap replicates)."""
+    if analysis.options.replicates < 1:
+        return None
+    toy_table = pd.read_csv(toy) if toy is not None else None
+    bootstrap = Bootstrap(analysis.results, replicates=analysis.options.replicates)
+    return FindingsBuilder(analysis.results, bootstrap, toy_table, command).build()
+
+
 def analyze_table(
-    results: str | Path, out: Path, options: AnalysisOptions | None = None, dpi: int = DEFAULT_DPI, figures: bool = True
+    results: str | Path,
+    out: Path,
+    options: AnalysisOptions | None = None,
+    dpi: int = DEFAULT_DPI,
+    figures: bool = True,
+    toy: Path | None = None,
 ) -> dict[str, Path]:
-    """Every analysis of a results table written into `out`; prints the headline; file name -> path written."""
+    """Every analysis of a results table written into `out`; prints the headline (and the findings table);
+    file name -> path written."""
     analysis = run_analysis(load_results(resolve_results_path(results)), options)
-    written = write_outputs(analysis, out, dpi, figures=figures)
+    command = f"lit-daa analyze {results} --out {out}" + (f" --toy-mdp {toy}" if toy else "")
+    findings = measure_findings(analysis, toy, command)
+    written = write_outputs(analysis, out, dpi, figures=figures, findings=findings, command=command)
     print("\n".join(headline_lines(analysis)))
+    if findings is not None:
+        print("\n" + findings.table[["finding", "here", "verdict"]].to_string(index=False))
     print(f"\nwrote {len(written)} files to {out} (report: {written['report.md']})")
     return written
 
@@ -143,13 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         options = options_from_args(args)
         results_path = resolve_results_path(args.results)
         out = args.out if args.out is not None else results_path.parent / "analysis"
-        analysis = run_analysis(load_results(results_path), options)
+        if args.toy_mdp is not None and not args.toy_mdp.is_file():
+            raise InputError(f"--toy-mdp {args.toy_mdp} does not exist (write it with lit-daa toy-mdp --seeds ...)")
+        analyze_table(results_path, out, options, args.dpi, figures=not args.no_figures, toy=args.toy_mdp)
     except InputError as err:
         print(f"lit-daa analyze: error: {err}", file=sys.stderr)
         return 2
-    written = write_outputs(analysis, out, args.dpi, figures=not args.no_figures)
-    print("\n".join(headline_lines(analysis)))
-    print(f"\nwrote {len(written)} files to {out} (report: {written['report.md']})")
     return 0
 
 

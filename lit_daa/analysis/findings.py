@@ -197,8 +197,10 @@ class FindingsBuilder:
 
             kl = self.ci(kl_gap)
             drop = self.ci(lambda r, o=objective: st.hump(r, o, small)["drop"] - st.hump(r, o, large)["drop"])
-            ok += kl.above + drop.above
-            total += 2
+            for interval in (kl, drop):
+                if math.isfinite(interval.low):  # a size without runs of this objective decides nothing
+                    ok += interval.above
+                    total += 1
             out.append({"objective": objective, "beta": beta, **kl.row("log_kl_ratio"), **drop.row("drop_gap")})
         table = pd.DataFrame(out)
         self.details["scale"] = table
@@ -225,12 +227,13 @@ class FindingsBuilder:
 
         kl = self.ci(lambda r: st.log_kl_gap(r, "DPO", "IPO"))
         ipo = self.ci(lambda r: mean_drop(r, "DPO") - mean_drop(r, "IPO"))
-        checks = [kl.above, ipo.above]
+        checks = [i.above for i in (kl, ipo) if math.isfinite(i.low)]
         rows = [kl.row("log_kl_dpo_minus_ipo") | ipo.row("drop_dpo_minus_ipo")]
         slic = None
         if "SLiC" in have:
             slic = self.ci(lambda r: mean_drop(r, "DPO") - mean_drop(r, "SLiC"))
-            checks.append(not slic.excludes(0.0))
+            if math.isfinite(slic.low):
+                checks.append(not slic.excludes(0.0))
             rows[0] |= slic.row("drop_dpo_minus_slic")
         self.details["objectives"] = pd.DataFrame(rows)
         ratio = f"x{math.exp(kl.estimate):.2f} [{math.exp(kl.low):.2f}, {math.exp(kl.high):.2f}]"
@@ -264,10 +267,10 @@ class FindingsBuilder:
         if results.has("length_r2") and len(results.models) >= 2:
             small, large = results.models[0], results.models[-1]
             gap = self.ci(lambda r: st.mean_column(r, "length_r2", small) - st.mean_column(r, "length_r2", large))
-            checks.append(gap.above)
+            checks += [gap.above] if math.isfinite(gap.low) else []
             parts.append(f"R^2 {small} - {large} {gap.text(2)}")
             rhos = {m: self.ci(lambda r, m=m: st.r2_beta_rho(r, m)) for m in results.models}
-            checks += [rho.below for rho in rhos.values()]
+            checks += [rho.below for rho in rhos.values() if math.isfinite(rho.low)]
             parts.append("rho(beta, R^2) " + ", ".join(f"{m} {rho.text(2)}" for m, rho in rhos.items()))
             self.details["length"] = pd.DataFrame(
                 [{"model": m, "mean_length_r2": st.mean_column(results, "length_r2", m), **rho.row("rho_beta_r2")}

@@ -39,6 +39,40 @@ def rows(results: Results, variant: str = "") -> pd.DataFrame:
     return results.policy if variant == "" else results.variants[results.variants["variant"] == variant]
 
 
+_CACHE: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+
+def cell_arrays(results: Results, objective: str, model: str, variant: str = "") -> dict[str, np.ndarray]:
+    """One cell's seed-mean curve points as numpy arrays by column (beta, epoch_fraction, win_rate, sqrt_kl, ...),
+    from `cached_curves` split once per table: the statistics below run hundreds of times per bootstrap."""
+    table = cached_curves(results, "" if variant == "" else None)
+    key = ("cells", id(table))
+    hit = _CACHE.get(key)  # type: ignore[arg-type]
+    if hit is None or hit[0] is not table:
+        split = {
+            (o, m, v): {c: g[c].to_numpy() for c in g.columns if c not in ("objective", "model", "variant")}
+            for (o, m, v), g in table.groupby(["objective", "model", "variant"], sort=False)
+        }
+        hit = (table, split)
+        _CACHE[key] = hit  # type: ignore[index]
+    empty = {c: np.zeros(0) for c in ("beta", "epoch_fraction", "win_rate", "sqrt_kl", "kl")}
+    return hit[1].get((objective, model, variant), empty)
+
+
+def cached_curves(results: Results, variant: str | None = "") -> pd.DataFrame:
+    """`curves` of the main grid's (or the variants') rows, computed once per table: every statistic of a bootstrap
+    replicate reads the same seed means. Keyed by the frame's identity; the frame is kept alive with its curves."""
+    frame = results.policy if variant == "" else results.variants
+    hit = _CACHE.get(id(frame))
+    if hit is None or hit[0] is not frame:
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        hit = (frame, curves(frame) if not frame.empty else pd.DataFrame(columns=[*CURVE, *MEANS]))
+        _CACHE[id(frame)] = hit
+    table = hit[1]
+    return table if variant in ("", None) else table[table["variant"] == variant]
+
+
 def curves(frame: pd.DataFrame) -> pd.DataFrame:
     """Seed means per (objective, model, variant, beta, epoch fraction); `seeds` counts them."""
     columns = [c for c in MEANS if c in frame.columns]
@@ -54,25 +88,30 @@ def hump(results: Results, objective: str, model: str, variant: str = "", betas:
     drop: the peak win rate minus the mean of the `TOP_K` highest-KL points; interior: the peak's d lies strictly
     between the cell's lowest and highest d.
     """
-    frame = rows(results, variant)
-    frame = frame[(frame["objective"] == objective) & (frame["model"] == model)]
-    if betas is not None:
-        frame = frame[frame["beta"].isin(betas)]
-    points = curves(frame)[["sqrt_kl", "win_rate"]]
-    if points.empty:
-        return {"drop": math.nan, "interior": False, "peak": math.nan, "peak_sqrt_kl": math.nan}
+    cell = cell_arrays(results, objective, model, variant)
+    keep = np.isin(cell["beta"], betas) if betas is not None else np.ones(len(cell["beta"]), dtype=bool)
+    d, w = cell["sqrt_kl"][keep], cell["win_rate"][keep]
+    if d.size == 0:
+        return {
+            "drop": math.nan,
+            "interior": False,
+            "peak": math.nan,
+            "peak_sqrt_kl": math.nan,
+            "max_sqrt_kl": math.nan,
+        }
+    top = np.argsort(-d, kind="stable")[: min(TOP_K, d.size)]
+    top_mean = float(w[top].mean())
     if model in results.sft_win_rate:
-        points = pd.concat([points, pd.DataFrame({"sqrt_kl": [0.0], "win_rate": [results.sft_win_rate[model]]})])
-    points = points.sort_values("sqrt_kl", kind="stable").reset_index(drop=True)
-    best = points.loc[points["win_rate"].idxmax()]
-    top = points.iloc[1:].nlargest(TOP_K, "sqrt_kl") if len(points) > TOP_K else points.nlargest(1, "sqrt_kl")
-    lo, hi = points["sqrt_kl"].min(), points["sqrt_kl"].max()
+        d, w = np.append(d, 0.0), np.append(w, results.sft_win_rate[model])
+    order = np.argsort(d, kind="stable")
+    d, w = d[order], w[order]
+    best = int(np.argmax(w))
     return {
-        "drop": float(best["win_rate"] - top["win_rate"].mean()),
-        "interior": bool(lo < best["sqrt_kl"] < hi),
-        "peak": float(best["win_rate"]),
-        "peak_sqrt_kl": float(best["sqrt_kl"]),
-        "max_sqrt_kl": float(hi),
+        "drop": float(w[best] - top_mean),
+        "interior": bool(d.min() < d[best] < d.max()),
+        "peak": float(w[best]),
+        "peak_sqrt_kl": float(d[best]),
+        "max_sqrt_kl": float(d.max()),
     }
 
 
@@ -93,18 +132,18 @@ def intra_epoch_drop(results: Results, objective: str, model: str, beta: float, 
 
     drop > 0: a checkpoint inside the epoch was better than the end; kl_rise: sqrt(KL) at the end minus there.
     """
-    frame = rows(results, variant)
-    frame = frame[(frame["objective"] == objective) & (frame["model"] == model) & np.isclose(frame["beta"], beta)]
-    curve = curves(frame).sort_values("epoch_fraction")
-    inside, end = curve[curve["epoch_fraction"] < 0.999], curve[curve["epoch_fraction"] >= 0.999]
-    if inside.empty or end.empty:
+    cell = cell_arrays(results, objective, model, variant)
+    run = np.isclose(cell["beta"], beta)
+    fraction, w, d = cell["epoch_fraction"][run], cell["win_rate"][run], cell["sqrt_kl"][run]
+    inside, end = fraction < 0.999, fraction >= 0.999
+    if not inside.any() or not end.any():
         return {"drop": math.nan, "best_fraction": math.nan, "kl_rise": math.nan}
-    best = inside.loc[inside["win_rate"].idxmax()]
-    last = end.iloc[-1]
+    best = np.flatnonzero(inside)[int(np.argmax(w[inside]))]
+    last = np.flatnonzero(end)[-1]
     return {
-        "drop": float(best["win_rate"] - last["win_rate"]),
-        "best_fraction": float(best["epoch_fraction"]),
-        "kl_rise": float(last["sqrt_kl"] - best["sqrt_kl"]),
+        "drop": float(w[best] - w[last]),
+        "best_fraction": float(fraction[best]),
+        "kl_rise": float(d[last] - d[best]),
     }
 
 
@@ -115,10 +154,9 @@ def betas_of(results: Results, objective: str, variant: str = "") -> list[float]
 
 def end_kl(results: Results, objective: str, model: str, beta: float, variant: str = "") -> float:
     """Seed-mean KL of the end-of-epoch checkpoint of one run."""
-    frame = rows(results, variant)
-    frame = frame[(frame["objective"] == objective) & (frame["model"] == model) & np.isclose(frame["beta"], beta)]
-    final = frame[frame["is_final"]]
-    return float(final["kl"].mean()) if not final.empty else math.nan
+    cell = cell_arrays(results, objective, model, variant)
+    final = np.isclose(cell["beta"], beta) & (cell["epoch_fraction"] >= 0.999)
+    return float(cell["kl"][final].mean()) if final.any() else math.nan
 
 
 def log_kl_gap(results: Results, first: str, second: str) -> float:
@@ -162,8 +200,8 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def r2_beta_rho(results: Results, model: str) -> float:
     """Spearman's rho between beta and the seed-mean length R^2 of end-of-epoch checkpoints, over every objective."""
-    frame = results.policy[(results.policy["model"] == model) & results.policy["is_final"]]
-    curve = curves(frame)
+    table = cached_curves(results)
+    curve = table[(table["model"] == model) & (table["epoch_fraction"] >= 0.999)]
     return spearman(np.log(curve["beta"].to_numpy()), curve["length_r2"].to_numpy())
 
 

@@ -36,6 +36,7 @@ class AnalysisOptions:
         include_sft_in_peaks: count the SFT point at d = 0 among a group's points for the peak and its
             interior-ness (on: the reference is where every curve starts).
         top_k: how many highest-KL checkpoints the over-optimisation drop averages.
+        replicates: bootstrap replicates of the findings table's intervals (0: no findings table).
     """
 
     offsets: tuple[Offset, ...] = tuple(OFFSETS.values())
@@ -44,6 +45,7 @@ class AnalysisOptions:
     include_sft_point_in_fits: bool = False
     include_sft_in_peaks: bool = True
     top_k: int = DEFAULT_TOP_K
+    replicates: int = 400
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,222 @@
+"""The lab's figures: seed means with 95% error bars, proxies next to gold, controls, the R-DPO ablation and the
+gold-reward breakdown. Each function returns False (and writes nothing) when the table lacks what it needs.
+
+Error bars: 1.96 x the standard error of the seed mean, where the variance of one seed's value adds the seeds'
+spread and, for win rate, the binomial variance of each evaluation (so a single seed still gets a bar).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from lit_daa.analysis.figures import _figure, objective_colours, size_colours
+from lit_daa.analysis.results import Results
+from lit_daa.analysis.statistics import CURVE, rows
+
+Z95 = 1.96
+
+
+def seed_summary(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per curve point: mean of `column` over seeds, its 95% half-width `err`, and the mean sqrt(KL) with `xerr`."""
+    grouped = frame.groupby(list(CURVE), sort=True)
+    out = grouped[[column, "sqrt_kl"]].mean()
+    n = grouped.size()
+    spread = grouped[column].var(ddof=1).fillna(0.0)
+    if column == "win_rate" and "win_rate_stderr" in frame.columns:
+        spread = spread + (frame.assign(v=frame["win_rate_stderr"] ** 2).groupby(list(CURVE))["v"].mean())
+    out["err"] = Z95 * np.sqrt(spread / n)
+    out["xerr"] = Z95 * np.sqrt(grouped["sqrt_kl"].var(ddof=1).fillna(0.0) / n)
+    return out.reset_index()
+
+
+def _points(ax: Axes, summary: pd.DataFrame, column: str, colour: object, label: str | None, marker: str = "o") -> None:
+    ax.errorbar(
+        summary["sqrt_kl"], summary[column], yerr=summary["err"], xerr=summary["xerr"], fmt=marker, ms=3.5,
+        color=colour, ecolor=colour, elinewidth=0.7, alpha=0.85, label=label,
+    )  # fmt: skip
+
+
+def _sft(ax: Axes, results: Results, model: str, colour: object) -> None:
+    if model in results.sft_win_rate:
+        ax.scatter([0.0], [results.sft_win_rate[model]], marker="*", s=90, color=[colour], zorder=5)
+
+
+def _save(fig, path: Path, dpi: int) -> bool:  # noqa: ANN001 - a matplotlib Figure
+    fig.savefig(path, dpi=dpi)
+    return True
+
+
+def fig_lab_winrate(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Win rate vs sqrt(KL), a panel per objective, a colour per size: seed means with 95% error bars, every
+    checkpoint of the epoch, the SFT model as a star at d = 0."""
+    policy = results.policy
+    if policy.empty:
+        return False
+    colours = size_colours(results.models)
+    fig, axes = _figure(1, len(results.objectives), sharey=True)
+    for ax, objective in zip(axes[0], results.objectives, strict=True):
+        for model in results.models:
+            cell = policy[(policy["objective"] == objective) & (policy["model"] == model)]
+            if cell.empty:
+                continue
+            _points(ax, seed_summary(cell, "win_rate"), "win_rate", colours[model], model)
+            _sft(ax, results, model, colours[model])
+        ax.set_title(objective)
+        ax.set_xlabel("sqrt(KL(pi || pi_ref))")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("gold win rate vs human answers")
+    axes[0][0].legend(title="size (star: SFT)", fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def fig_proxy_vs_gold(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Along sqrt(KL), per size (columns): gold win rate next to held-out accuracy, mean margin and loss (rows)."""
+    metrics = [c for c in ("win_rate", "val_accuracy", "val_margin", "val_loss") if results.has(c)]
+    if len(metrics) < 2:
+        return False
+    colours = objective_colours(results.objectives)
+    fig, axes = _figure(len(metrics), len(results.models), sharex="col")
+    for col, model in enumerate(results.models):
+        for row, metric in enumerate(metrics):
+            ax = axes[row][col]
+            for objective in results.objectives:
+                cell = results.policy[(results.policy["objective"] == objective) & (results.policy["model"] == model)]
+                if not cell.empty:
+                    _points(ax, seed_summary(cell, metric), metric, colours[objective], objective if row == 0 else None)
+            if metric == "win_rate":
+                _sft(ax, results, model, "black")
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel({"win_rate": "gold win rate", "val_accuracy": "held-out accuracy",
+                               "val_margin": "held-out margin", "val_loss": "held-out loss"}[metric])  # fmt: skip
+            if row == 0:
+                ax.set_title(model)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("sqrt(KL)")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def _variant_pairs(results: Results, exclude_objective: str | None = "RDPO") -> list[tuple[str, str, str]]:
+    v = results.variants
+    if v.empty:
+        return []
+    firsts = v.drop_duplicates("variant")
+    if exclude_objective:
+        firsts = firsts[firsts["objective"] != exclude_objective]
+    return list(zip(firsts["variant"], firsts["objective"], firsts["model"], strict=True))
+
+
+def fig_controls(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Per control (columns): its win rate and the base world's at the same betas (top), and the gold terms
+    relevance and long-answer penalty (bottom), against sqrt(KL)."""
+    pairs = _variant_pairs(results)
+    if not pairs:
+        return False
+    fig, axes = _figure(2, len(pairs), sharey="row")
+    for col, (variant, objective, model) in enumerate(pairs):
+        mine = rows(results, variant)
+        mine = mine[(mine["objective"] == objective) & (mine["model"] == model)]
+        base = results.policy[
+            (results.policy["objective"] == objective)
+            & (results.policy["model"] == model)
+            & results.policy["beta"].isin(mine["beta"].unique())
+        ]
+        for frame, colour, label in ((base, "grey", "base world"), (mine, "tab:red", variant)):
+            _points(axes[0][col], seed_summary(frame, "win_rate"), "win_rate", colour, label)
+            if "gold_relevance" in frame.columns:
+                _points(axes[1][col], seed_summary(frame, "gold_relevance"), "gold_relevance", colour, None, "o")
+                _points(axes[1][col], seed_summary(frame, "gold_long_penalty"), "gold_long_penalty", colour, None, "x")
+        _sft(axes[0][col], results, model, "black")
+        axes[0][col].set_title(f"{objective} / {model}: {variant}")
+        axes[0][col].legend(fontsize=8)
+        axes[1][col].set_xlabel("sqrt(KL)")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("gold win rate")
+    axes[1][0].set_ylabel("relevance (o), long penalty (x)")
+    return _save(fig, path, dpi)
+
+
+def fig_rdpo(results: Results, path: Path, dpi: int = 120) -> bool:
+    """The R-DPO length ablation: win rate (left) and mean length (right) vs sqrt(KL) for DPO (alpha 0, the main
+    grid at the ablation's betas) and each R-DPO alpha."""
+    v = results.variants
+    if v.empty or not (v["objective"] == "RDPO").any():
+        return False
+    rdpo = v[v["objective"] == "RDPO"]
+    model = rdpo["model"].iloc[0]
+    base = results.policy[
+        (results.policy["objective"] == "DPO")
+        & (results.policy["model"] == model)
+        & results.policy["beta"].isin(rdpo["beta"].unique())
+    ]
+    curves = [("DPO (alpha 0)", base)] + [(f"R-DPO {name}", g) for name, g in rdpo.groupby("variant", sort=True)]
+    colours = objective_colours([label for label, _ in curves])
+    fig, axes = _figure(1, 2)
+    for label, frame in curves:
+        if frame.empty:
+            continue
+        _points(axes[0][0], seed_summary(frame, "win_rate"), "win_rate", colours[label], label)
+        _points(axes[0][1], seed_summary(frame, "mean_length"), "mean_length", colours[label], label)
+    _sft(axes[0][0], results, model, "black")
+    axes[0][0].set_ylabel("gold win rate")
+    axes[0][1].set_ylabel("mean answer length (tokens)")
+    for ax in axes[0]:
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_title(f"R-DPO length ablation ({model})")
+    return _save(fig, path, dpi)
+
+
+def fig_gold_breakdown(results: Results, path: Path, dpi: int = 120) -> bool:
+    """The gold reward's terms against sqrt(KL) for every main-grid checkpoint, a panel per size: what the policy
+    gains and loses as KL grows (relevance, the short-answer and the long-answer penalties, the cut share)."""
+    needed = ("gold_relevance", "gold_short_penalty", "gold_long_penalty")
+    if not results.has(*needed):
+        return False
+    terms = {"gold_relevance": "relevance", "gold_short_penalty": "short penalty", "gold_long_penalty": "long penalty"}
+    colours = objective_colours(list(terms))
+    fig, axes = _figure(1, len(results.models), sharey=True)
+    for ax, model in zip(axes[0], results.models, strict=True):
+        cell = results.policy[results.policy["model"] == model]
+        for column, label in terms.items():
+            _points(ax, seed_summary(cell, column), column, colours[column], label)
+        twin = ax.twinx()
+        summary = seed_summary(cell, "cut_share") if "cut_share" in cell.columns else None
+        if summary is not None:
+            twin.scatter(summary["sqrt_kl"], summary["cut_share"], s=6, color="black", alpha=0.4)
+            twin.set_ylim(0, 1)
+            twin.set_ylabel("share cut at max_new_tokens (dots)")
+        ax.set_title(model)
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean gold term per answer")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+LAB_FIGURES = {
+    "lab_winrate_vs_sqrtkl.png": ("Win rate vs sqrt(KL): seed means with 95% error bars", fig_lab_winrate),
+    "lab_proxy_vs_gold.png": ("Held-out proxies next to gold win rate along KL, per size", fig_proxy_vs_gold),
+    "lab_gold_breakdown.png": ("The gold reward's terms and the cut share along KL, per size", fig_gold_breakdown),
+    "lab_controls.png": ("Mechanism controls against the base world", fig_controls),
+    "lab_rdpo.png": ("The R-DPO length ablation", fig_rdpo),
+}
+
+
+def draw_lab_figures(results: Results, out: Path, dpi: int = 120) -> dict[str, Path]:
+    """Every lab figure the table supports; file name -> path."""
+    written = {}
+    for name, (_, draw) in LAB_FIGURES.items():
+        if draw(results, out / name, dpi):
+            written[name] = out / name
+    return written
+
+
+__all__ = ["LAB_FIGURES", "draw_lab_figures", "seed_summary"]
