@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from plugins.planted import planted_results
 
 from lit_daa.analysis.analyze import main
 from lit_daa.analysis.figures import FIGURES
-from lit_daa.analysis.planted import planted_results
 
 # Different planted log-form coefficients per cell, so a fit that mixed cells up would not recover them.
 PLANTED = {
@@ -34,7 +34,7 @@ def hump_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     df.to_csv(folder / "results.csv", index=False)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert main([str(folder / "results.csv")]) == 0
+        assert main([str(folder / "results.csv"), "--replicates", "30"]) == 0
     return folder / "analysis", buffer.getvalue()
 
 
@@ -87,7 +87,21 @@ def test_headline_reports_interior_peaks_and_early_best_at_small_beta(hump_run: 
 def test_top_k_drop_is_the_mean_of_the_highest_kl_checkpoints(tmp_path: Path) -> None:
     df = planted_results(noise=0.003, seed=2)
     df.to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "a"), "--top-k", "4", "--no-figures"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "results.csv"),
+                "--out",
+                str(tmp_path / "a"),
+                "--top-k",
+                "4",
+                "--no-figures",
+                "--replicates",
+                "0",
+            ]
+        )
+        == 0
+    )
     peaks = pd.read_csv(tmp_path / "a" / "peaks_by_objective.csv").set_index("objective")
     for objective, group in df[df["objective"] != "SFT"].groupby("objective"):
         best = max(group["win_rate"].max(), 0.35)
@@ -101,7 +115,7 @@ def test_top_k_drop_is_the_mean_of_the_highest_kl_checkpoints(tmp_path: Path) ->
 def test_a_rising_curve_is_reported_not_interior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # beta = 0: R = R0 + alpha d keeps rising, so the best point is the highest-KL one and nothing peaks early.
     planted_results(coefficients=(0.05, 0.0)).to_parquet(tmp_path / "results.parquet")
-    assert main([str(tmp_path), "--no-figures"]) == 0
+    assert main([str(tmp_path), "--no-figures", "--replicates", "0"]) == 0
     stdout = capsys.readouterr().out
     out = tmp_path / "analysis"
     peaks = pd.read_csv(out / "peaks_by_objective.csv")
@@ -119,12 +133,23 @@ def test_a_rising_curve_is_reported_not_interior(tmp_path: Path, capsys: pytest.
 
 def test_a_falling_curve_puts_the_peak_at_the_sft_point(tmp_path: Path) -> None:
     planted_results(coefficients=(-0.02, 0.0)).to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--no-figures"]) == 0
+    assert main([str(tmp_path / "results.csv"), "--no-figures", "--replicates", "0"]) == 0
     peaks = pd.read_csv(tmp_path / "analysis" / "peaks_by_objective.csv")
     assert peaks["best_is_sft"].all() and not peaks["interior"].any()
     # Leaving the SFT point out, the lowest-KL checkpoint is the best: still not interior.
     assert (
-        main([str(tmp_path / "results.csv"), "--no-figures", "--peaks-without-sft", "--out", str(tmp_path / "b")]) == 0
+        main(
+            [
+                str(tmp_path / "results.csv"),
+                "--no-figures",
+                "--peaks-without-sft",
+                "--out",
+                str(tmp_path / "b"),
+                "--replicates",
+                "0",
+            ]
+        )
+        == 0
     )
     peaks = pd.read_csv(tmp_path / "b" / "peaks_by_objective.csv")
     assert not peaks["best_is_sft"].any() and not peaks["interior"].any()
@@ -133,7 +158,7 @@ def test_a_falling_curve_puts_the_peak_at_the_sft_point(tmp_path: Path) -> None:
 def test_optional_columns_missing_skips_their_figures(tmp_path: Path) -> None:
     df = planted_results().drop(columns=["length_r2", "val_accuracy", "val_loss", "chosen_logratio", "forward_kl"])
     df.to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "o")]) == 0
+    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "o"), "--replicates", "0"]) == 0
     out = tmp_path / "o"
     assert {p.name for p in out.glob("*.png")} == {"fig1_winrate_vs_sqrtkl.png", "fig2_intra_epoch.png"}
     report = (out / "report.md").read_text()
@@ -144,7 +169,7 @@ def test_optional_columns_missing_skips_their_figures(tmp_path: Path) -> None:
 def test_sizes_without_sft_fall_back_to_the_intercept_offset(tmp_path: Path) -> None:
     df = planted_results(coefficients=(0.12, 0.08))
     df[df["objective"] != "SFT"].to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--no-figures"]) == 0
+    assert main([str(tmp_path / "results.csv"), "--no-figures", "--replicates", "0"]) == 0
     fits = pd.read_csv(tmp_path / "analysis" / "fits.csv")
     assert "gain" not in set(fits["offset"])
     log_intercept = fits[(fits["form"] == "log") & (fits["offset"] == "intercept")]
@@ -158,3 +183,14 @@ def test_bad_input_exits_with_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "win_rate" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.csv")]) == 2
     assert main([str(tmp_path / "results.csv"), "--top-k", "0"]) == 2
+
+
+def test_report_opens_with_the_findings_table(hump_run: tuple[Path, str]) -> None:
+    out, stdout = hump_run
+    report = (out / "report.md").read_text()
+    first_section = report.split("\n## ")[1]
+    assert first_section.startswith("The paper's findings, measured")
+    assert "| finding | paper | here | verdict |" in first_section
+    findings = pd.read_csv(out / "findings.csv")
+    assert findings.loc[findings["rule"] == "1", "verdict"].item() == "holds"
+    assert "verdict" in stdout and (out / "lab_winrate_vs_sqrtkl.png").is_file()

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from plugins.planted import planted_results
 
 from lit_daa.analysis.correlations import correlate, correlation_table
 from lit_daa.analysis.headline import peak_position
 from lit_daa.analysis.intra_epoch import run_peaks, smallest_beta_peaks
 from lit_daa.analysis.markdown import fmt, markdown_table
-from lit_daa.analysis.planted import planted_results
 from lit_daa.analysis.results import prepare_results
 from lit_daa.analysis.study import AnalysisOptions, run_analysis
 from lit_daa.errors import InputError

@@ -110,8 +110,7 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
         df[col] = df[col].astype(str)
     # a CSV round trip turns the main grid's empty variant into NaN; tables from before variants have none
     df["variant"] = df["variant"].fillna("").astype(str) if "variant" in df.columns else ""
-    if "seed" not in df.columns:
-        df["seed"] = 0
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").fillna(0).astype(int) if "seed" in df.columns else 0
     df["is_final"] = _as_bool(df["is_final"])
     # sqrt_kl is derived data; recompute it where a writer left it out, with the schema's clip at 0.
     derived = np.sqrt(df["kl"].clip(lower=0)) if "kl" in df.columns else pd.Series(np.nan, index=df.index)

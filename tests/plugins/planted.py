@@ -9,11 +9,14 @@ docs/results_schema.md are filled with simple, documented stand-ins.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from lit_daa.results_schema import COLUMNS
 
 PAIRS_PER_EPOCH = 1024
 BATCH = 64
@@ -35,6 +38,7 @@ def planted_results(
     length_r2_scale: Mapping[str, float] = DEFAULT_LENGTH_R2,
     noise: float = 0.0,
     seed: int = 0,
+    seeds: int = 1,
 ) -> pd.DataFrame:
     """A results table (docs/results_schema.md) with planted log-form win rates.
 
@@ -50,6 +54,10 @@ def planted_results(
         length_r2_scale: per model, the length R^2 approached at large KL.
         noise: standard deviation of Gaussian noise added to the win rates.
         seed: for the noise.
+        seeds: training seeds per run (each a run of its own with its own noise; run ids get `-s{seed}`).
+
+    Returns:
+        The table with every column of `lit_daa.results_schema` (the stand-ins below, NaN where there is none).
     """
     rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
@@ -59,43 +67,44 @@ def planted_results(
         rows.append(_reference_row(model, params, r0))
         for objective in objectives:
             alpha, beta = coefficients[objective, model] if isinstance(coefficients, Mapping) else coefficients
-            for daa_beta in betas:
+            for daa_beta, run_seed, t in itertools.product(betas, range(seeds), epoch_fractions):
                 d_end = reach[model] / math.sqrt(daa_beta)
-                for t in epoch_fractions:
-                    d = d_end * math.sqrt(t)
-                    win = r0 + d * (alpha - beta * math.log(d)) + (rng.normal(0.0, noise) if noise > 0 else 0.0)
-                    win = min(max(win, 0.0), 1.0)
-                    kl = d * d
-                    r2 = length_r2_scale[model] * d / (1.0 + d)
-                    rows.append(
-                        {
-                            "run_id": f"{model}-{objective}-beta{daa_beta:g}",
-                            "objective": objective,
-                            "beta": daa_beta,
-                            "model": model,
-                            "params": params,
-                            "step": round(t * PAIRS_PER_EPOCH / BATCH),
-                            "examples_seen": round(t * PAIRS_PER_EPOCH),
-                            "epoch_fraction": t,
-                            "is_final": t == final_fraction,
-                            "kl": kl,
-                            "kl_stderr": 0.05 * kl + 0.01,
-                            "sqrt_kl": d,
-                            # Eq. 7 stand-in: the reverse KL tracks the forward one, the chosen log-ratio its negative.
-                            "forward_kl": 0.8 * kl,
-                            "forward_kl_stderr": 0.04 * kl + 0.01,
-                            "win_rate": win,
-                            "win_rate_stderr": math.sqrt(win * (1.0 - win) / JUDGED),
-                            "ties": 0,
-                            "invalid": 0,
-                            "mean_length": 40.0 + 8.0 * d,
-                            "length_r2": r2,
-                            "val_accuracy": 0.55 + 0.1 * math.tanh(d) + rng.normal(0.0, 0.02),
-                            "val_loss": 0.69 - 0.05 * d + rng.normal(0.0, 0.02),
-                            "chosen_logratio": -0.8 * kl + rng.normal(0.0, 0.05),
-                        }
-                    )
-    return pd.DataFrame(rows)
+                d = d_end * math.sqrt(t)
+                win = r0 + d * (alpha - beta * math.log(d)) + (rng.normal(0.0, noise) if noise > 0 else 0.0)
+                win = min(max(win, 0.0), 1.0)
+                kl = d * d
+                r2 = length_r2_scale[model] * d / (1.0 + d)
+                rows.append(
+                    {
+                        "run_id": f"{model}-{objective}-beta{daa_beta:g}{f'-s{run_seed}' if seeds > 1 else ''}",
+                        "objective": objective,
+                        "variant": "",
+                        "seed": run_seed,
+                        "beta": daa_beta,
+                        "model": model,
+                        "params": params,
+                        "step": round(t * PAIRS_PER_EPOCH / BATCH),
+                        "examples_seen": round(t * PAIRS_PER_EPOCH),
+                        "epoch_fraction": t,
+                        "is_final": t == final_fraction,
+                        "kl": kl,
+                        "kl_stderr": 0.05 * kl + 0.01,
+                        "sqrt_kl": d,
+                        # Eq. 7 stand-in: the reverse KL tracks the forward one, the chosen log-ratio its negative.
+                        "forward_kl": 0.8 * kl,
+                        "forward_kl_stderr": 0.04 * kl + 0.01,
+                        "win_rate": win,
+                        "win_rate_stderr": math.sqrt(win * (1.0 - win) / JUDGED),
+                        "ties": 0,
+                        "invalid": 0,
+                        "mean_length": 40.0 + 8.0 * d,
+                        "length_r2": r2,
+                        "val_accuracy": 0.55 + 0.1 * math.tanh(d) + rng.normal(0.0, 0.02),
+                        "val_loss": 0.69 - 0.05 * d + rng.normal(0.0, 0.02),
+                        "chosen_logratio": -0.8 * kl + rng.normal(0.0, 0.05),
+                    }
+                )
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
 
 def _reference_row(model: str, params: int, win_rate: float) -> dict[str, object]:
@@ -103,6 +112,8 @@ def _reference_row(model: str, params: int, win_rate: float) -> dict[str, object
     return {
         "run_id": f"{model}-sft",
         "objective": "SFT",
+        "variant": "",
+        "seed": 0,
         "beta": float("nan"),
         "model": model,
         "params": params,
