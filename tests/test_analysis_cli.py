@@ -26,6 +26,9 @@ PLANTED = {
 }
 
 
+NO_BOOT = ["--replicates", "0"]  # no findings table: these tests check the other outputs, and quickly
+
+
 @pytest.fixture(scope="module")
 def hump_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One full `analyze` run (figures included) on a planted hump; (output folder, stdout)."""
@@ -115,7 +118,7 @@ def test_top_k_drop_is_the_mean_of_the_highest_kl_checkpoints(tmp_path: Path) ->
 def test_a_rising_curve_is_reported_not_interior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # beta = 0: R = R0 + alpha d keeps rising, so the best point is the highest-KL one and nothing peaks early.
     planted_results(coefficients=(0.05, 0.0)).to_parquet(tmp_path / "results.parquet")
-    assert main([str(tmp_path), "--no-figures", "--replicates", "0"]) == 0
+    assert main([str(tmp_path), "--no-figures", *NO_BOOT]) == 0
     stdout = capsys.readouterr().out
     out = tmp_path / "analysis"
     peaks = pd.read_csv(out / "peaks_by_objective.csv")
@@ -133,7 +136,7 @@ def test_a_rising_curve_is_reported_not_interior(tmp_path: Path, capsys: pytest.
 
 def test_a_falling_curve_puts_the_peak_at_the_sft_point(tmp_path: Path) -> None:
     planted_results(coefficients=(-0.02, 0.0)).to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--no-figures", "--replicates", "0"]) == 0
+    assert main([str(tmp_path / "results.csv"), "--no-figures", *NO_BOOT]) == 0
     peaks = pd.read_csv(tmp_path / "analysis" / "peaks_by_objective.csv")
     assert peaks["best_is_sft"].all() and not peaks["interior"].any()
     # Leaving the SFT point out, the lowest-KL checkpoint is the best: still not interior.
@@ -158,7 +161,7 @@ def test_a_falling_curve_puts_the_peak_at_the_sft_point(tmp_path: Path) -> None:
 def test_optional_columns_missing_skips_their_figures(tmp_path: Path) -> None:
     df = planted_results().drop(columns=["length_r2", "val_accuracy", "val_loss", "chosen_logratio", "forward_kl"])
     df.to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "o"), "--replicates", "0"]) == 0
+    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "o"), *NO_BOOT]) == 0
     out = tmp_path / "o"
     assert {p.name for p in out.glob("*.png")} == {"fig1_winrate_vs_sqrtkl.png", "fig2_intra_epoch.png"}
     report = (out / "report.md").read_text()
@@ -169,7 +172,7 @@ def test_optional_columns_missing_skips_their_figures(tmp_path: Path) -> None:
 def test_sizes_without_sft_fall_back_to_the_intercept_offset(tmp_path: Path) -> None:
     df = planted_results(coefficients=(0.12, 0.08))
     df[df["objective"] != "SFT"].to_csv(tmp_path / "results.csv", index=False)
-    assert main([str(tmp_path / "results.csv"), "--no-figures", "--replicates", "0"]) == 0
+    assert main([str(tmp_path / "results.csv"), "--no-figures", *NO_BOOT]) == 0
     fits = pd.read_csv(tmp_path / "analysis" / "fits.csv")
     assert "gain" not in set(fits["offset"])
     log_intercept = fits[(fits["form"] == "log") & (fits["offset"] == "intercept")]
