@@ -45,6 +45,14 @@ bench-tldr: setup
 sweep: setup
 	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/demo.yaml --analyze
 
-# The full lab (docs/lab/): 3 sizes x 3 objectives x 7 betas x 3 seeds, controls and ablations, 2 worker processes.
+# The full lab, committed in docs/lab/: the toy MDP over 12 seeds, then 3 sizes x 3 objectives x 7 betas x 3 seeds
+# with controls and ablations (2 worker processes), then the report with its findings table, samples of the
+# headline run and the independent check of the table.
+SEEDS12 := 0 1 2 3 4 5 6 7 8 9 10 11
 lab: setup
-	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml --analyze
+	$(BIN)/lit-daa toy-mdp --reference-rejected-mass 0.9 --pairs 2 --seeds $(SEEDS12) --out docs/lab/toy_mdp
+	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml
+	cp runs/sweeps/lab/results.csv docs/lab/results.csv
+	$(BIN)/lit-daa analyze docs/lab/results.csv --out docs/lab --toy-mdp docs/lab/toy_mdp/summary.csv
+	$(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml --excerpt tiny-DPO-beta0.01-s0 > docs/lab/samples.md
+	$(BIN)/python tests/lab_check.py docs/lab

@@ -23,9 +23,13 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lit_daa.errors import InputError
 from lit_daa.sweep.config import SweepConfig
 from lit_daa.sweep.driver import Sweep
+from lit_daa.sweep.excerpt import excerpt
 from lit_daa.sweep.slurm import slurm_script
 
-ACTIONS = ("config", "only_run", "shard", "no_collect", "stage", "print_commands", "slurm", "collect", "analyze")
+ACTIONS = (
+    "config", "only_run", "shard", "no_collect", "stage", "print_commands", "slurm", "collect", "analyze", "excerpt",
+    "excerpt_count",
+)  # fmt: skip
 
 
 def build_parser() -> ArgumentParser:
@@ -38,6 +42,8 @@ def build_parser() -> ArgumentParser:
         "--shard", type=str | None, default=None, help="K/N: process every N-th DAA run from the K-th (a worker)"
     )
     parser.add_argument("--no_collect", action="store_true", help="do not rebuild the table afterwards (workers)")
+    parser.add_argument("--excerpt", type=str | None, default=None, help="print samples of this run id as Markdown")
+    parser.add_argument("--excerpt_count", type=int, default=6, help="samples per checkpoint in --excerpt")
     parser.add_argument(
         "--stage",
         type=Literal["all", "fit", "evaluate"],
@@ -79,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run `lit-daa sweep`; returns the exit code (bad input raises InputError, which `lit-daa` reports)."""
     parser, cfg, config = parse(argv)
     sweep = Sweep(config)
+    if cfg.excerpt is not None:
+        runs = {run.run_id: run for run in sweep.runs}
+        if cfg.excerpt not in runs:
+            raise InputError(f"--excerpt {cfg.excerpt} is not a run of this sweep (e.g. {next(iter(runs))})")
+        print(excerpt(runs[cfg.excerpt], config.evaluation.judge, cfg.excerpt_count))
+        return 0
     saved = sweep.out_dir / "sweep.yaml"
     save_config(parser, cfg, saved)
     if cfg.print_commands:
