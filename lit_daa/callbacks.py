@@ -66,7 +66,14 @@ class FinalReport(Callback):
         lines = ["", "lit-daa: fit finished"]
         if "val/rewards/accuracies" in metrics:
             lines.append(f"  held-out implicit-reward accuracy: {metrics['val/rewards/accuracies']:.4f}")
-        for key in ("val/loss", "val/rewards/margins", "val/logps/chosen", "val/logps/rejected"):
+        for key in (
+            "val/loss",
+            "val/rewards/margins",
+            "val/logps/chosen",
+            "val/logps/rejected",
+            "val/kl",
+            "val/sqrt_kl",
+        ):
             if key in metrics:
                 lines.append(f"  {key}: {metrics[key]:.4f}")
         lines.append(f"  global step: {trainer.global_step}")

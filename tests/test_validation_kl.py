@@ -65,3 +65,15 @@ def test_validation_kl_refuses_another_temperature_and_a_cached_reference(tmp_pa
         ValidationKL(temperature=0.7)
     with pytest.raises(InputError, match="holds no model to score new samples"):
         _fit(tmp_path, ValidationKL(num_prompts=4, max_new_tokens=4), cached_reference=True)
+
+
+def test_the_documented_command_logs_val_kl(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    from test_cli import small
+
+    from lit_daa.cli import main
+
+    argv = small(tmp_path, "--trainer.max_steps=2", "--trainer.val_check_interval=2")
+    argv += ["--trainer.callbacks+=lit_daa.validation_kl.ValidationKL", "--trainer.callbacks.num_prompts=8"]
+    argv += ["--trainer.callbacks.max_new_tokens=6"]
+    assert main(argv) == 0
+    assert "val/kl" in capsys.readouterr().out

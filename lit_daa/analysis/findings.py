@@ -104,6 +104,7 @@ class FindingsBuilder:
         out, ok = [], 0
         for objective, model in _cells(self.results):
             drop = self.ci(lambda r, o=objective, m=model: st.hump(r, o, m)["drop"])
+            peak = self.ci(lambda r, o=objective, m=model: st.hump(r, o, m)["peak"])
             point = st.hump(self.results, objective, model)
             interior = self.boot.share(lambda r, o=objective, m=model: st.hump(r, o, m)["interior"])
             passed = point["interior"] and drop.above
@@ -112,7 +113,7 @@ class FindingsBuilder:
                 {
                     "objective": objective,
                     "model": model,
-                    "peak_win_rate": point["peak"],
+                    **peak.row("peak_win_rate"),
                     "peak_sqrt_kl": point["peak_sqrt_kl"],
                     "max_sqrt_kl": point["max_sqrt_kl"],
                     "interior": point["interior"],

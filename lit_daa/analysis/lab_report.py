@@ -85,6 +85,17 @@ def findings_section(
         if key in details and not details[key].empty:
             lines += [f"### {title}", "", markdown_table(details[key]), ""]
     lines += ["## Proxy versus gold", "", *_figure(figures, "lab_proxy_vs_gold.png")]
+    proxy = table[table["rule"] == "6"]
+    if not proxy.empty:
+        verdict = proxy["verdict"].iloc[0]
+        plain = {
+            "holds": "In this world held-out accuracy does not predict gold win rate within a size, as in the paper.",
+            "fails": "This world cannot show accuracy failing to predict win rate: within every size, held-out "
+            "accuracy and gold win rate move together (intervals above r = 0.3).",
+            "partial": "Within some sizes held-out accuracy tracks gold win rate and within others it does not; "
+            "the world shows the paper's point only in part.",
+        }.get(verdict, "The table has no held-out metrics.")
+        lines += [f"{plain} ({proxy['here'].iloc[0]}.)", ""]
     lines += ["## Mechanism: what the policy gains and loses along KL", "", *_figure(figures, "lab_gold_breakdown.png")]
     if "mechanism" in details and not details["mechanism"].empty:
         lines += [
