@@ -112,13 +112,10 @@ class SyntheticWorld:
         quoted = " ".join(f"{topic}_{rng.randrange(self.words_per_topic)}" for _ in range(self.prompt_words))
         return f"topic {topic} : {quoted} . answer :"
 
-    def response(self, prompt: str, rng: random.Random) -> str:
-        """A random response whose share of on-topic words is itself random, so quality varies widely."""
-        topic = topic_of(prompt)
-        p_on = rng.random()
-        p_off = rng.random() * (1.0 - p_on)
+    def words(self, topic: str, length: int, p_on: float, p_off: float, rng: random.Random) -> str:
+        """An answer of `length` words: each on-topic with probability p_on, off-topic with p_off, else filler."""
         words = []
-        for _ in range(rng.randint(self.min_length, self.max_length)):
+        for _ in range(length):
             u = rng.random()
             if u < p_on:
                 words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
@@ -129,21 +126,17 @@ class SyntheticWorld:
                 words.append(rng.choice(FILLERS))
         return " " + " ".join(words)
 
+    def response(self, prompt: str, rng: random.Random) -> str:
+        """A random response whose share of on-topic words is itself random, so quality varies widely."""
+        p_on = rng.random()
+        p_off = rng.random() * (1.0 - p_on)
+        return self.words(topic_of(prompt), rng.randint(self.min_length, self.max_length), p_on, p_off, rng)
+
     def human_response(self, prompt: str, rng: random.Random) -> str:
         """A "human" answer: mostly on-topic words, some filler, a few off-topic slips; length uniform in
         [min_length, max_length]. SFT data and the evaluation references are drawn from this distribution."""
-        topic = topic_of(prompt)
-        words = []
-        for _ in range(rng.randint(self.min_length, self.max_length)):
-            u = rng.random()
-            if u < self.human_on_topic:
-                words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
-            elif u < self.human_on_topic + self.human_off_topic:
-                other = rng.choice([t for t in TOPICS if t != topic])
-                words.append(f"{other}_{rng.randrange(self.words_per_topic)}")
-            else:
-                words.append(rng.choice(FILLERS))
-        return " " + " ".join(words)
+        length = rng.randint(self.min_length, self.max_length)
+        return self.words(topic_of(prompt), length, self.human_on_topic, self.human_off_topic, rng)
 
     def demonstrations(self, n: int, seed: int) -> list[dict[str, str]]:
         """n SFT rows {"prompt", "chosen", "rejected"}: chosen is a human answer; rejected is a second human answer
@@ -200,17 +193,7 @@ class SyntheticWorld:
         topic = topic_of(prompt)
         p_on = rng.uniform(0.2, 0.95)
         p_off = rng.uniform(0.0, 0.3) * (1.0 - p_on)
-        words = []
-        for _ in range(rng.randint(self.min_length, max_length or self.max_length)):
-            u = rng.random()
-            if u < p_on:
-                words.append(f"{topic}_{rng.randrange(self.words_per_topic)}")
-            elif u < p_on + p_off:
-                other = rng.choice([t for t in TOPICS if t != topic])
-                words.append(f"{other}_{rng.randrange(self.words_per_topic)}")
-            else:
-                words.append(rng.choice(FILLERS))
-        return " " + " ".join(words)
+        return self.words(topic, rng.randint(self.min_length, max_length or self.max_length), p_on, p_off, rng)
 
     def data_pairs(
         self, n: int, seed: int, max_length: int | None = None, noiseless: bool = False

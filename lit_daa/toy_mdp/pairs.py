@@ -70,11 +70,7 @@ def sample_pairs(
     first, second = torch.triu_indices(num_trajectories, num_trajectories, offset=1)
     pick = torch.randperm(first.numel(), generator=generator)[:num_pairs]
     a, b = first[pick], second[pick]
-    if bradley_terry:
-        a_wins = torch.rand(num_pairs, generator=generator) < torch.sigmoid(gold[a] - gold[b])
-    else:
-        a_wins = gold[a] > gold[b]
-    return PreferencePairs(torch.where(a_wins, a, b), torch.where(a_wins, b, a), gold)
+    return _labelled(a, b, gold, generator, bradley_terry)
 
 
 def sample_pairs_from(
@@ -101,8 +97,13 @@ def sample_pairs_from(
     weights = (probs[first] * probs[second]).double().clamp_min(1e-300)
     pick = torch.multinomial(weights, num_pairs, replacement=False, generator=generator)
     a, b = first[pick], second[pick]
+    return _labelled(a, b, gold, generator, bradley_terry)
+
+
+def _labelled(a: Tensor, b: Tensor, gold: Tensor, generator: torch.Generator, bradley_terry: bool) -> PreferencePairs:
+    """Pairs (a, b) labelled by the gold reward: the higher one wins, or Bradley-Terry draws sigmoid(r_a - r_b)."""
     if bradley_terry:
-        a_wins = torch.rand(num_pairs, generator=generator) < torch.sigmoid(gold[a] - gold[b])
+        a_wins = torch.rand(a.numel(), generator=generator) < torch.sigmoid(gold[a] - gold[b])
     else:
         a_wins = gold[a] > gold[b]
     return PreferencePairs(torch.where(a_wins, a, b), torch.where(a_wins, b, a), gold)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+
+from matplotlib.axes import Axes
 
 from lit_daa.toy_mdp.train import RECORD_FIELDS, ToyMDPResult
 
@@ -46,11 +49,8 @@ def write_csv(result: ToyMDPResult, path: str | Path) -> Path:
     return path
 
 
-def plot_masses(result: ToyMDPResult, path: str | Path) -> Path:
-    """Save a PNG of the masses over training: one row of panels per objective, one column per beta.
-
-    Each panel shows in-data and out-of-data mass (solid) and chosen and rejected mass (dashed, may overlap).
-    """
+def _panel_grid(result: ToyMDPResult, ylabel: str, draw: Callable[[Axes, str, float], None]):  # noqa: ANN202
+    """A (objective x beta) grid of panels over training steps; `draw(ax, objective, beta)` fills each one."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: the figure only goes to a file
@@ -62,36 +62,59 @@ def plot_masses(result: ToyMDPResult, path: str | Path) -> Path:
     fig, axes = plt.subplots(
         len(names), len(betas), figsize=(3.2 * len(betas), 2.6 * len(names)), sharex=True, sharey=True, squeeze=False
     )
+    for row, name in enumerate(names):
+        for col, beta in enumerate(betas):
+            ax = axes[row][col]
+            draw(ax, name, beta)
+            ax.set_title(f"{name}, beta={beta:g}", fontsize=9)
+            ax.set_ylim(-0.02, 1.02)
+            if row == len(names) - 1:
+                ax.set_xlabel("step")
+            if col == 0:
+                ax.set_ylabel(ylabel)
+    return fig, axes
+
+
+def _save(fig, path: str | Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _run(result: ToyMDPResult, name: str, beta: float) -> list[dict]:
+    return [r for r in result.records if r["objective"] == name and float(r["beta"]) == beta]
+
+
+def plot_masses(result: ToyMDPResult, path: str | Path) -> Path:
+    """Save a PNG of the masses over training: one row of panels per objective, one column per beta.
+
+    Each panel shows in-data and out-of-data mass (solid) and chosen and rejected mass (dashed, may overlap).
+    """
     curves = (
         ("in_data_mass", "in-data", "-", "tab:blue"),
         ("out_of_data_mass", "out-of-data", "-", "tab:red"),
         ("chosen_mass", "chosen", "--", "tab:green"),
         ("rejected_mass", "rejected", "--", "tab:gray"),
     )
-    for row, name in enumerate(names):
-        for col, beta in enumerate(betas):
-            ax = axes[row][col]
-            rows = [r for r in result.records if r["objective"] == name and float(r["beta"]) == beta]
-            steps = [int(r["step"]) for r in rows]
-            for key, label, style, color in curves:
-                ax.plot(steps, [float(r[key]) for r in rows], style, color=color, label=label)
-            ax.set_title(f"{name}, beta={beta:g}", fontsize=9)
-            ax.set_ylim(-0.02, 1.02)
-            if row == len(names) - 1:
-                ax.set_xlabel("step")
-            if col == 0:
-                ax.set_ylabel("probability mass")
+
+    def draw(ax: Axes, name: str, beta: float) -> None:
+        rows = _run(result, name, beta)
+        steps = [int(r["step"]) for r in rows]
+        for key, label, style, color in curves:
+            ax.plot(steps, [float(r[key]) for r in rows], style, color=color, label=label)
+
+    fig, axes = _panel_grid(result, "probability mass", draw)
     axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle(
         f"toy tree MDP ({result.policy} policy): {result.num_trajectories} trajectories, {result.num_pairs} pairs, "
         f"pair-matrix rank {result.pair_rank}",
         fontsize=10,
     )
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 SUMMARY_FIELDS = ("seed", "objective", "beta", "in_data_start", "in_data_end", "in_data_change", "in_data_min",
@@ -132,32 +155,14 @@ def plot_seed_transients(results: list[ToyMDPResult], seeds: list[int], path: st
     """A PNG of in-data mass over training for every seed: one panel per (objective, beta), one line per seed."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    colours = matplotlib.colormaps["viridis"]
 
-    runs = [(str(r["objective"]), float(r["beta"])) for r in results[0].initial_records()]
-    names = list(dict.fromkeys(name for name, _ in runs))
-    betas = list(dict.fromkeys(beta for _, beta in runs))
-    fig, axes = plt.subplots(
-        len(names), len(betas), figsize=(3.2 * len(betas), 2.6 * len(names)), sharex=True, sharey=True, squeeze=False
-    )
-    colours = plt.get_cmap("viridis")
-    for row, name in enumerate(names):
-        for col, beta in enumerate(betas):
-            ax = axes[row][col]
-            for i, result in enumerate(results):
-                records = [r for r in result.records if r["objective"] == name and float(r["beta"]) == beta]
-                ax.plot([int(r["step"]) for r in records], [float(r["in_data_mass"]) for r in records],
-                        color=colours(i / max(len(results) - 1, 1)), lw=1, alpha=0.8)  # fmt: skip
-            ax.set_title(f"{name}, beta={beta:g}", fontsize=9)
-            ax.set_ylim(-0.02, 1.02)
-            if row == len(names) - 1:
-                ax.set_xlabel("step")
-            if col == 0:
-                ax.set_ylabel("in-data mass")
+    def draw(ax: Axes, name: str, beta: float) -> None:
+        for i, result in enumerate(results):
+            rows = _run(result, name, beta)
+            ax.plot([int(r["step"]) for r in rows], [float(r["in_data_mass"]) for r in rows],
+                    color=colours(i / max(len(results) - 1, 1)), lw=1, alpha=0.8)  # fmt: skip
+
+    fig, _ = _panel_grid(results[0], "in-data mass", draw)
     fig.suptitle(f"in-data mass over training, {len(seeds)} seeds (a line each)", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

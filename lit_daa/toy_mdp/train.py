@@ -176,20 +176,12 @@ def run_toy_mdp(
     else:
         pairs = sample_pairs(mdp.num_trajectories, num_pairs, generator, bradley_terry=bradley_terry)
     masks = pairs.masks()
-    if reference_in_data_mass is not None:
-        if not 0.0 < reference_in_data_mass < 1.0:
-            raise InputError(f"toy MDP option reference_in_data_mass must be in (0, 1), got {reference_in_data_mass}")
-        in_data = masks["in_data"].float()
-        probs = reference_in_data_mass * in_data / in_data.sum()
-        probs = probs + (1.0 - reference_in_data_mass) / mdp.num_trajectories
-        reference_logits = mdp.logits_for(probs)
-    if reference_rejected_mass is not None:
-        if not 0.0 < reference_rejected_mass < 1.0:
-            raise InputError(f"toy MDP option reference_rejected_mass must be in (0, 1), got {reference_rejected_mass}")
-        rejected = masks["rejected"].float()
-        probs = reference_rejected_mass * rejected / rejected.sum()
-        probs = probs + (1.0 - reference_rejected_mass) / mdp.num_trajectories
-        reference_logits = mdp.logits_for(probs)
+    for name, mass, where in (
+        ("reference_in_data_mass", reference_in_data_mass, "in_data"),
+        ("reference_rejected_mass", reference_rejected_mass, "rejected"),
+    ):
+        if mass is not None:
+            reference_logits = mdp.logits_for(_mass_on(masks[where], mass, name))
     with torch.no_grad():
         ref_logps = TabularPolicy(mdp, reference_logits)()
     policy_cls = POLICIES[policy]
@@ -220,6 +212,14 @@ def run_toy_mdp(
                     opt.step()
             result.final_logps[(objective_cls.__name__, float(beta))] = logps.detach()
     return result
+
+
+def _mass_on(mask: Tensor, mass: float, option: str) -> Tensor:
+    """(T,) probabilities: `mass` spread evenly over the trajectories in `mask`, the rest evenly over all."""
+    if not 0.0 < mass < 1.0:
+        raise InputError(f"toy MDP option {option} must be in (0, 1), got {mass}")
+    selected = mask.float()
+    return mass * selected / selected.sum() + (1.0 - mass) / mask.numel()
 
 
 def _record(
