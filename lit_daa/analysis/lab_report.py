@@ -50,6 +50,10 @@ def _optimizer_lines(findings: Findings) -> list[str]:
     return ["Does beta order KL in each control and ablation?", "", *out, ""]
 
 
+def _rule_label(rule: str) -> str:
+    return "Fit form (Sec. 4)" if rule == "fit" else f"Finding {rule}"
+
+
 def findings_section(
     findings: Findings, results: Results, figures: Mapping[str, Path], replicates: int, command: str
 ) -> str:
@@ -66,7 +70,7 @@ def findings_section(
         "",
         "Rules:",
         "",
-        *(f"- {row['finding'].split(':')[0].split(' (')[0][:60]}: {RULES[row['rule']]}" for _, row in table.iterrows()),
+        *(f"- {_rule_label(row['rule'])}: {RULES[row['rule']]}" for _, row in table.iterrows()),
         "",
         *_sft_lines(results),
         *_figure(figures, "lab_winrate_vs_sqrtkl.png"),
