@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from lit_daa.analysis import statistics as st
@@ -289,10 +290,14 @@ class FindingsBuilder:
         out, small, big = [], 0, 0
         for model in self.results.models:
             row = {"model": model}
-            for column in ("val_accuracy", "val_loss", "val_margin"):
-                if self.results.has(column):
-                    row |= self.ci(lambda r, m=model, c=column: st.proxy_r(r, m, c)).row(f"r_{column}")
-            accuracy = Interval(row["r_val_accuracy"], row["r_val_accuracy_low"], row["r_val_accuracy_high"])
+            intervals = {
+                column: self.ci(lambda r, m=model, c=column: st.proxy_r(r, m, c))
+                for column in ("val_accuracy", "val_loss", "val_margin")
+                if self.results.has(column)
+            }
+            for column, interval in intervals.items():
+                row |= interval.row(f"r_{column}")
+            accuracy = intervals["val_accuracy"]
             small += not accuracy.excludes(0.0) or (accuracy.low > -0.3 and accuracy.high < 0.3)
             big += accuracy.low > 0.3
             out.append(row)
@@ -398,8 +403,6 @@ def _smallest_beta_mechanism(results: Results, objective: str, model: str, varia
 
 def _mean_interval(values, replicates: int = 2000, seed: int = 0) -> Interval:
     """Percentile bootstrap interval of a mean (for the toy MDP's runs)."""
-    import numpy as np
-
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(replicates, len(values)), replace=True).mean(axis=1)

@@ -59,7 +59,7 @@ class EvalResult:
         does not name are left out; schema columns the judge has no value for are NaN)."""
         forward = self.forward_kl
         components = {k: v for k, v in (self.components or {}).items() if k in COLUMNS}
-        gold = {k: math.nan for k in ("gold_reward", "gold_relevance", "gold_short_penalty", "gold_long_penalty")}
+        gold = {k: math.nan for k in COLUMNS if k.startswith("gold_")}
         return {
             "kl": self.kl.mean,
             "kl_stderr": self.kl.stderr,

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         print(excerpt(runs[cfg.excerpt], config.evaluation.judge, cfg.excerpt_count))
         return 0
     saved = sweep.out_dir / "sweep.yaml"
-    save_config(parser, cfg, saved)
+    if cfg.shard is None:  # a worker was started from the saved file; it has nothing new to write
+        save_config(parser, cfg, saved)
     if cfg.print_commands:
         print(sweep.commands(str(saved), cfg.only_run))
         return 0

@@ -53,6 +53,7 @@ class Sweep:
         self.config = config
         self.out_dir = Path(config.out_dir)
         self.runs = expand(config)
+        self.daa_runs = [run for run in self.runs if not isinstance(run, ReferenceRun)]  # what workers share out
         self.runner = runner or RUNNERS[config.isolation]()
         self.evaluator = evaluator or SweepEvaluator(config.evaluation)
         self.fits_started = 0
@@ -63,8 +64,7 @@ class Sweep:
             k, n = shard
             if not 0 <= k < n:
                 raise InputError(f"--shard {k}/{n} must be K/N with 0 <= K < N")
-            daa = [run for run in self.runs if not isinstance(run, ReferenceRun)]
-            return daa[k::n]
+            return self.daa_runs[k::n]
         if only is None:
             return self.runs
         if not 0 <= only < len(self.runs):
@@ -123,7 +123,7 @@ class Sweep:
             command += [f"--stage={stage}", "--no_collect"]
             with (logs / f"{k}.log").open("a", encoding="utf-8") as log:
                 children.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
-        daa = [run for run in self.runs if not isinstance(run, ReferenceRun)]
+        daa = self.daa_runs
         bar = tqdm(total=len(daa), desc=f"sweep ({n} workers)", unit="run", dynamic_ncols=True)
         try:
             while any(child.poll() is None for child in children):

@@ -5,6 +5,7 @@ lit-daa sweep --config configs/sweeps/lab.yaml --excerpt tiny-DPO-beta0.01-s0 > 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from lit_daa.errors import InputError
@@ -25,14 +26,12 @@ def excerpt(run: Run, judge: Judge, count: int = 6) -> str:
     evals = sorted((run.root / "evals").glob("*.samples.jsonl"))
     if not evals:
         raise InputError(f"run {run.run_id} has no saved samples in {run.root / 'evals'} (evaluate it first)")
-    import json
-
     lines = [f"# Samples of {run.run_id}", "", f"The first {count} evaluation prompts at every checkpoint.", ""]
     for path in evals:
         row = read_rows(path.with_name(path.name.replace(".samples.jsonl", ".json")))[0]
         samples = [json.loads(line) for line in path.read_text().splitlines()[:count]]
         parts = judge.components([s["prompt"] for s in samples], [s["response"] for s in samples])
-        numbers = ", ".join(f"{c} {row.get(c, float('nan')):.3g}" for c in COLUMNS if c in row)
+        numbers = ", ".join(f"{c} {row[c]:.3g}" for c in COLUMNS if c in row)
         lines += [f"## {Path(path.name).stem.removesuffix('.samples')}: {numbers}", ""]
         terms = list(parts)
         lines += ["| prompt | response | human reference | verdict | cut | " + " | ".join(terms) + " |"]
