@@ -1,5 +1,5 @@
-"""The findings table on planted results: verdicts follow the planted truth, intervals behave, the report opens
-with the table, and the bootstrap keeps each run's trajectory together."""
+"""The findings table on planted results: each rule holds, is partial and fails where the planted truth says so,
+the cross-fitted statistics match hand computations, and the report opens with the table."""
 
 from __future__ import annotations
 
@@ -10,77 +10,171 @@ import pandas as pd
 import pytest
 from plugins.planted import planted_results
 
-from lit_daa.analysis.bootstrap import Bootstrap
-from lit_daa.analysis.findings import FAILS, HOLDS, UNTESTED, FindingsBuilder
+from lit_daa.analysis import statistics as st
+from lit_daa.analysis.findings import FindingsBuilder
+from lit_daa.analysis.intervals import FAILS, HOLDS, PARTIAL, UNTESTED
 from lit_daa.analysis.results import prepare_results
-from lit_daa.analysis.statistics import hump, intra_epoch_drop, rmse_ratio
 
-BETAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-
-
-def _findings(**planted: object):
-    results = prepare_results(planted_results(objectives=("DPO", "IPO", "SLiC"), seeds=3, betas=BETAS, **planted))
-    return results, FindingsBuilder(results, Bootstrap(results, replicates=60)).build()
+BETAS = (0.01, 0.03, 0.1, 0.3, 1.0)  # d at most 7: no win rate clipped at 0 or 1
+FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
 
-def test_a_planted_hump_holds_and_its_drop_matches_a_hand_computation() -> None:
-    results, findings = _findings(coefficients=(0.12, 0.08), noise=0.004, seed=3)
-    verdicts = dict(zip(findings.table["rule"], findings.table["verdict"], strict=True))
-    assert verdicts["1"] == HOLDS and verdicts["fit"] == HOLDS and verdicts["2"] == HOLDS
-    assert verdicts["8"] == UNTESTED  # no toy summary given
-    humps = findings.details["humps"]
-    assert humps["hump"].all() and (humps["drop_low"] > 0).all()
-    # by hand for one cell: seed means per (beta, fraction), the SFT point, the peak and the 3 highest-KL points
-    policy = results.policy
-    cell = policy[(policy.objective == "DPO") & (policy.model == "tiny")]
-    means = cell.groupby(["beta", "epoch_fraction"])[["sqrt_kl", "win_rate"]].mean()
-    top = means.sort_values("sqrt_kl", ascending=False).head(3)["win_rate"].mean()
-    peak = max(means["win_rate"].max(), results.sft_win_rate["tiny"])
-    assert hump(results, "DPO", "tiny")["drop"] == pytest.approx(peak - top)
-    # the log form was planted: its RMSE is the noise, the quadratic's is larger
-    assert rmse_ratio(results, "DPO", "tiny") < 0.8
+def _results(**planted: object):
+    options = {"objectives": ("DPO", "IPO", "SLiC"), "seeds": 4, "betas": BETAS, "epoch_fractions": FRACTIONS}
+    return prepare_results(planted_results(**(options | planted)))
 
 
-def test_a_rising_curve_fails_the_hump() -> None:
-    _, findings = _findings(coefficients=(0.08, 0.0), noise=0.002, seed=4)  # beta 0: win rate only rises with d
-    verdicts = dict(zip(findings.table["rule"], findings.table["verdict"], strict=True))
-    assert verdicts["1"] == FAILS
-    assert not findings.details["humps"]["hump"].any()
+def _verdicts(results, **extra: object) -> dict[str, str]:
+    table = FindingsBuilder(results, **extra).build().table
+    return dict(zip(table["rule"], table["verdict"], strict=True))
 
 
-def test_intervals_are_zero_width_without_noise_and_seeds_that_agree() -> None:
-    results = prepare_results(planted_results(seeds=3, noise=0.0))
-    results.policy["win_rate_stderr"] = 0.0
-    results.reference["win_rate_stderr"] = 0.0
-    interval = Bootstrap(results, replicates=20).interval(lambda r: hump(r, "DPO", "tiny")["drop"])
-    assert interval.low == pytest.approx(interval.estimate) and interval.high == pytest.approx(interval.estimate)
-
-
-def test_bootstrap_resamples_whole_runs_by_seed() -> None:
-    results = prepare_results(planted_results(seeds=3, noise=0.01, seed=5))
-    replica = Bootstrap(results, replicates=1, seed=1).replicas[0]
-    assert len(replica.policy) == len(results.policy)
-    for _, group in replica.policy.groupby(["objective", "model", "seed"]):
-        assert group["beta"].nunique() == len(results.policy["beta"].unique())  # every beta of the drawn seed
-    # each drawn seed carries one original seed's trajectory (win rates up to the binomial jitter)
-    original = results.policy.set_index(["objective", "model", "beta", "epoch_fraction", "seed"])["sqrt_kl"]
-    drawn = replica.policy.set_index(["objective", "model", "beta", "epoch_fraction"])["sqrt_kl"]
-    assert np.isin(drawn.to_numpy(), original.to_numpy()).all()
+def test_cross_fitted_hump_by_hand() -> None:
+    """Two seeds, three points: each seed's peak and top points are chosen on the other seed's curve."""
+    frame = planted_results(
+        objectives=("DPO",), models={"tiny": 1}, betas=(0.1,), epoch_fractions=(0.3, 0.6, 1.0), seeds=2
+    )
+    policy = frame["objective"] == "DPO"
+    frame.loc[policy, "sqrt_kl"] = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+    frame.loc[policy, "kl"] = frame.loc[policy, "sqrt_kl"] ** 2
+    frame.loc[policy, "win_rate"] = [0.6, 0.7, 0.5, 0.8, 0.7, 0.4]  # seed 0 peaks at d 2, seed 1 at d 1
+    frame.loc[~policy, "win_rate"] = 0.45
+    results = prepare_results(frame)
+    per_seed = st.hump(st.cell(results, "DPO", "tiny"))
+    # seed 0 reads at seed 1's peak (d 1): 0.6; the points beyond it (d 2, 3): mean 0.6 -> drop 0.0, rise 0.15
+    # seed 1 reads at seed 0's peak (d 2): 0.7; beyond it only d 3: 0.4 -> drop 0.3, rise 0.25
+    assert per_seed["drop"].tolist() == pytest.approx([0.0, 0.3])
+    assert per_seed["rise"].tolist() == pytest.approx([0.15, 0.25])
+    assert per_seed["peak_sqrt_kl"].tolist() == [1.0, 2.0]
 
 
 def test_intra_epoch_drop_by_hand() -> None:
     frame = planted_results(objectives=("DPO",), models={"tiny": 1}, betas=(0.01,), seeds=2, noise=0.0)
-    frame.loc[(frame.objective == "DPO") & (frame.epoch_fraction == 0.5), "win_rate"] = 0.9
+    frame.loc[(frame.objective == "DPO") & (frame.epoch_fraction == 0.5), "win_rate"] = [0.9, 0.8]
     results = prepare_results(frame)
-    drop = intra_epoch_drop(results, "DPO", "tiny", 0.01)
-    end = frame[(frame.objective == "DPO") & (frame.epoch_fraction == 1.0)]["win_rate"].mean()
-    assert drop["best_fraction"] == 0.5 and drop["drop"] == pytest.approx(0.9 - end)
+    end = frame[(frame.objective == "DPO") & (frame.epoch_fraction == 1.0)]["win_rate"].to_numpy()
+    per_seed = st.intra_epoch(st.cell(results, "DPO", "tiny"), 0.01)
+    assert per_seed["best_fraction"].tolist() == [0.5, 0.5]
+    assert per_seed["drop"].tolist() == pytest.approx([0.9 - end[0], 0.8 - end[1]])
 
 
-def test_toy_summary_decides_finding_eight() -> None:
-    results = prepare_results(planted_results(seeds=2))
-    toy = pd.DataFrame({"in_data_change": [-0.3, -0.2, -0.4, 0.01], "in_data_start": [0.9] * 4})
-    findings = FindingsBuilder(results, Bootstrap(results, replicates=10), toy).build()
-    row = findings.table[findings.table["rule"] == "8"].iloc[0]
-    assert row["verdict"] == HOLDS and "3/4 runs" in row["here"]
-    assert not math.isnan(float(findings.details["humps"]["drop"].iloc[0]))
+def test_a_planted_hump_holds_and_a_rising_curve_fails() -> None:
+    # reaches chosen so the smallest beta peaks at 25% of the epoch (d* = e^0.5): 'about a quarter' is told
+    planted = {"betas": (0.025, 0.1, 0.3, 1.0), "reach": {"tiny": 0.55, "small": 0.5}}
+    verdicts = _verdicts(_results(coefficients=(0.12, 0.08), noise=0.004, seed=3, seed_sd=0.01, **planted))
+    assert verdicts["1"] == HOLDS and verdicts["2"] == HOLDS
+    assert verdicts["8"] == UNTESTED and verdicts["rlhf"] == UNTESTED  # no toy or best-of-n table given
+    verdicts = _verdicts(_results(coefficients=(0.08, 0.0), noise=0.004, seed=4))  # win rate only rises with d
+    assert verdicts["1"] == FAILS
+
+
+def test_hump_in_some_cells_only_is_partial() -> None:
+    coefficients = {
+        (o, m): (0.12, 0.08) if o != "IPO" else (0.08, 0.0) for o in ("DPO", "IPO", "SLiC") for m in ("tiny", "small")
+    }
+    findings = FindingsBuilder(_results(coefficients=coefficients, noise=0.004, seed=5)).build()
+    humps = findings.details["humps"]
+    assert set(humps.loc[humps.objective == "IPO", "reading"]) == {"contradicts"}
+    assert set(humps.loc[humps.objective != "IPO", "reading"]) == {"agrees"}
+    assert findings.table.set_index("rule").loc["1", "verdict"] == PARTIAL
+
+
+def test_fit_form_follows_the_planted_form() -> None:
+    # the log form was planted: its RMSE is the noise, well under half the quadratic's
+    assert _verdicts(_results(noise=0.002, seed=6))["fit"] == HOLDS
+    # a planted quadratic: the log form is no better
+    frame = planted_results(objectives=("DPO",), seeds=4, betas=BETAS, epoch_fractions=FRACTIONS, noise=0.002, seed=7)
+    policy = frame["objective"] == "DPO"
+    d = frame.loc[policy, "sqrt_kl"]
+    frame.loc[policy, "win_rate"] = 0.35 + d * (0.3 - 0.12 * d) + np.random.default_rng(0).normal(0, 0.002, len(d))
+    assert _verdicts(prepare_results(frame))["fit"] == FAILS
+
+
+def test_intra_epoch_position_needs_an_earlier_checkpoint() -> None:
+    """With the first checkpoint at 25% and the best there, 'about a quarter' cannot be told from 'at once'."""
+    results = _results(epoch_fractions=(0.25, 0.5, 0.75, 1.0), coefficients=(0.3, 0.3), noise=0.002, seed=8)
+    findings = FindingsBuilder(results).build()
+    table = findings.details["intra_epoch"]
+    assert (table["best_fraction"] == 0.25).all() and not table["position_told"].any()
+    assert set(table["reading_position"]) == {"undecided"} and set(table["reading_early"]) == {"agrees"}
+    assert findings.table.set_index("rule").loc["2", "verdict"] == PARTIAL
+
+
+def test_proxies_equivalence_holds_for_noise_and_fails_for_a_copy_of_win_rate() -> None:
+    frame = planted_results(objectives=("DPO", "IPO"), seeds=6, betas=BETAS, epoch_fractions=FRACTIONS, noise=0.004)
+    rng = np.random.default_rng(9)
+    frame["val_accuracy"] = rng.normal(0.6, 0.05, len(frame))
+    frame["val_loss"] = rng.normal(0.6, 0.05, len(frame))
+    assert _verdicts(prepare_results(frame))["6"] == HOLDS
+    frame["val_accuracy"] = frame["win_rate"] + rng.normal(0, 0.005, len(frame))
+    frame["val_loss"] = -frame["win_rate"] + rng.normal(0, 0.005, len(frame))
+    assert _verdicts(prepare_results(frame))["6"] == FAILS
+
+
+def test_eq7_is_read_on_the_slope_not_on_r() -> None:
+    frame = planted_results(seeds=4, betas=BETAS, noise=0.004)  # chosen = -0.8 KL, forward = 0.8 KL: slope 1
+    assert _verdicts(prepare_results(frame))["7"] == HOLDS
+    rng = np.random.default_rng(10)
+    frame["chosen_logratio"] = -0.5 * frame["forward_kl"] + rng.normal(0, 0.05, len(frame))  # r near 1, slope 0.5
+    assert _verdicts(prepare_results(frame))["7"] == FAILS
+    slopes = frame["seed"].map({0: 0.6, 1: 0.75, 2: 0.9, 3: 1.05})  # seeds disagree: 0.83 [0.52, 1.13]
+    frame["chosen_logratio"] = -slopes * frame["forward_kl"]
+    assert _verdicts(prepare_results(frame))["7"] == PARTIAL
+
+
+def test_toy_mdp_is_read_per_objective_and_beta() -> None:
+    results = _results(seeds=2)
+    rows = []
+    for beta, change in ((0.1, -0.2), (1.0, -0.3), (0.05, 0.1)):
+        for seed in range(4):
+            rows.append(
+                {
+                    "objective": "DPO",
+                    "beta": beta,
+                    "seed": seed,
+                    "in_data_start": 0.9,
+                    "in_data_change": change + 0.01 * seed,
+                }
+            )
+    toy = pd.DataFrame(rows)
+    findings = FindingsBuilder(results, toy=toy).build()
+    readings = findings.details["toy_mdp"].set_index("beta")["reading"].to_dict()
+    assert readings == {0.05: "contradicts", 0.1: "agrees", 1.0: "agrees"}
+    assert findings.table.set_index("rule").loc["8", "verdict"] == PARTIAL  # 1 of 3 contradicts
+
+
+def test_classic_rlhf_row_reads_the_best_of_n_curve() -> None:
+    results = _results(seeds=2)
+    rows = []
+    for model in ("tiny", "small"):
+        for seed in range(4):
+            for n in (1, 2, 4, 8, 16):
+                kl = math.log(n) - (n - 1) / n
+                win = 0.45 + 0.1 * math.sqrt(kl) - (0.08 * math.sqrt(kl) ** 2 if model == "tiny" else 0.0)
+                for selector, w in (("proxy", win), ("gold", win + 0.05 * math.sqrt(kl))):
+                    rows.append(
+                        {
+                            "model": model,
+                            "seed": seed,
+                            "selector": selector,
+                            "n": n,
+                            "kl": kl,
+                            "sqrt_kl": math.sqrt(kl),
+                            "win_rate": w + 0.002 * seed,
+                        }
+                    )
+    findings = FindingsBuilder(results, best_of_n=pd.DataFrame(rows)).build()
+    table = findings.details["best_of_n"].set_index("model")
+    assert table.loc["tiny", "reading"] == "agrees" and table.loc["tiny", "best_n"] < 16
+    assert table.loc["small", "reading"] == "contradicts"  # rises to n = N: no over-optimisation
+    assert findings.table.set_index("rule").loc["rlhf", "verdict"] == FAILS  # half the sizes contradict
+
+
+def test_contrasts_are_paired_by_seed() -> None:
+    """A large shared seed effect cancels in a size contrast: the paired interval stays narrow."""
+    results = _results(noise=0.002, seed_sd=0.05, seed=11)
+    tiny, small = st.cell(results, "DPO", "tiny"), st.cell(results, "DPO", "small")
+    paired = st.hump(tiny)["drop"] - st.hump(small)["drop"]
+    assert paired.std() < 0.01
+    shifted = st.column_mean(tiny, "win_rate")  # the seed effect itself, unpaired
+    assert shifted.std() > 0.02

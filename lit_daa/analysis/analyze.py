@@ -1,35 +1,24 @@
-"""`lit-daa analyze RESULTS`: scaling-law fits, intra-epoch peaks, length, correlations and Eq. 7 from a sweep's
-results table (docs/results_schema.md), written as CSV tables, PNG figures and a Markdown report.
+"""`lit-daa analyze RESULTS`: the paper's findings measured from a sweep's results table (docs/results_schema.md),
+written as one findings table, its detail tables, the fitted scaling laws, PNG figures and one Markdown report.
 
-Writes into --out (default: the results file's folder / "analysis"):
-
-- fits.csv (one row per objective, size, form, offset), fits_wide.csv (forms side by side), fit_comparison.csv
-- peaks_by_objective.csv, peaks_by_cell.csv (the headline peak/drop checks), run_peaks.csv, smallest_beta.csv
-- length_summary.csv, length_r2.csv, correlations_by_size.csv, correlations_by_cell.csv, eq7.csv
-- fig1_winrate_vs_sqrtkl.png, fig2_intra_epoch.png, fig3_length_r2.png, fig4_winrate_vs_accuracy_loss.png,
-  fig_eq7.png (each only when the table has the columns it needs)
-- report.md, embedding the figures, and headline.md; the headline is also printed.
+Writes into --out (default: the results file's folder / "analysis"): findings.csv and one CSV per detail table
+(humps, fits, fit_form, intra_epoch, scale, objectives, length, proxies, eq7, toy_mdp, best_of_n, controls,
+mechanism, as the table supports), the lab figures, and report.md. The findings table is also printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from lit_daa.analysis.bootstrap import Bootstrap
-from lit_daa.analysis.figures import DEFAULT_DPI, draw_figures
+from lit_daa.analysis.figures import DEFAULT_DPI, draw_lab_figures
 from lit_daa.analysis.findings import Findings, FindingsBuilder
-from lit_daa.analysis.fits import OFFSETS
-from lit_daa.analysis.headline import DEFAULT_TOP_K
-from lit_daa.analysis.lab_figures import draw_lab_figures
-from lit_daa.analysis.lab_report import findings_section, write_detail_tables
-from lit_daa.analysis.report import build_report, headline_lines
-from lit_daa.analysis.results import load_results, resolve_results_path
-from lit_daa.analysis.study import Analysis, AnalysisOptions, run_analysis
+from lit_daa.analysis.fits import Gain, LogForm, QuadraticForm, fit_table
+from lit_daa.analysis.report import build_report, write_tables
+from lit_daa.analysis.results import Results, load_results, resolve_results_path
 from lit_daa.errors import InputError
 
 
@@ -37,167 +26,98 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line options of `main`."""
     parser = argparse.ArgumentParser(
         prog="lit-daa analyze",
-        description="Fit scaling laws and regenerate the paper's findings from a sweep's results table.",
+        description="Measure the paper's findings (seed-level intervals, stated rules) from a sweep's results table.",
     )
     parser.add_argument("results", type=Path, help="results.csv or results.parquet (or the folder holding it)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS' folder/analysis)")
     parser.add_argument(
-        "--offsets",
-        nargs="+",
-        choices=sorted(OFFSETS),
-        default=sorted(OFFSETS),
-        help="offset strategies to fit (default: all)",
-    )
-    parser.add_argument(
-        "--curve-offset",
-        choices=sorted(OFFSETS),
-        default="gain",
-        help="offset of the log-form curves in Fig. 1 and of the headline's per-cell RMSE (default: gain)",
-    )
-    parser.add_argument(
-        "--fallback-offset",
-        choices=sorted(name for name, offset in OFFSETS.items() if not offset.needs_r0),
-        default="intercept",
-        help="offset used instead of --curve-offset for sizes without an SFT row (default: intercept)",
-    )
-    parser.add_argument(
-        "--fit-sft-point",
-        action="store_true",
-        help="add each size's SFT win rate as a d = 0 point to its fits (default: off)",
-    )
-    parser.add_argument(
-        "--peaks-without-sft",
-        action="store_true",
-        help="leave the SFT point at d = 0 out of the peak/interior check (default: counted)",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=int,
-        default=DEFAULT_TOP_K,
-        help=f"highest-KL checkpoints averaged for the over-optimisation drop (default: {DEFAULT_TOP_K})",
-    )
-    parser.add_argument(
-        "--replicates",
-        type=int,
-        default=400,
-        help="bootstrap replicates of the findings table (0: no findings table, lab figures or intervals)",
-    )
-    parser.add_argument(
         "--toy-mdp", type=Path, default=None, help="the toy MDP's summary.csv (lit-daa toy-mdp --seeds), finding 8"
+    )
+    parser.add_argument(
+        "--best-of-n",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="best-of-n tables (lit-daa best-of-n), the classic-RLHF arm; several files are concatenated",
     )
     parser.add_argument("--dpi", type=int, default=DEFAULT_DPI, help=f"figure resolution (default: {DEFAULT_DPI})")
     parser.add_argument("--no-figures", action="store_true", help="write tables and the report only")
     return parser
 
 
-def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
-    """The analysis options of parsed command-line arguments."""
-    if args.top_k < 1:
-        raise InputError(f"--top-k must be at least 1, got {args.top_k}")
-    return AnalysisOptions(
-        offsets=tuple(OFFSETS[name] for name in args.offsets),
-        curve_offset=OFFSETS[args.curve_offset],
-        fallback_offset=OFFSETS[args.fallback_offset],
-        include_sft_point_in_fits=args.fit_sft_point,
-        include_sft_in_peaks=not args.peaks_without_sft,
-        top_k=args.top_k,
-        replicates=args.replicates,
+def scaling_fits(results: Results) -> pd.DataFrame:
+    """The log and quadratic forms fitted per (objective, size) to every main-grid checkpoint of every seed, as gains
+    over the size's SFT win rate."""
+    if not results.sft_win_rate:
+        return pd.DataFrame()
+    return fit_table(
+        results.policy, forms=(LogForm(), QuadraticForm()), offsets=(Gain(),), sft_win_rate=results.sft_win_rate
     )
 
 
-def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
-    """File name -> table, for every non-empty table of the analysis."""
-    tables = {
-        "fits.csv": analysis.fits,
-        "fits_wide.csv": analysis.fits_wide,
-        "fit_comparison.csv": analysis.form_comparison,
-        "peaks_by_objective.csv": analysis.peaks_by_objective,
-        "peaks_by_cell.csv": analysis.peaks_by_cell,
-        "run_peaks.csv": analysis.run_peaks,
-        "smallest_beta.csv": analysis.smallest_beta,
-        "length_summary.csv": analysis.length_summary,
-        "length_r2.csv": analysis.length_table,
-        "correlations_by_size.csv": analysis.correlations_by_size,
-        "correlations_by_cell.csv": analysis.correlations_by_cell,
-        "eq7.csv": pd.DataFrame([analysis.eq7]) if analysis.eq7 else pd.DataFrame(),
-    }
-    return {name: table for name, table in tables.items() if not table.empty}
-
-
-def write_outputs(
-    analysis: Analysis,
-    out: Path,
-    dpi: int = DEFAULT_DPI,
-    figures: bool = True,
-    findings: Findings | None = None,
-    command: str = "",
-) -> dict[str, Path]:
-    """Write tables, figures, headline.md and report.md into `out`; file name -> path of everything written.
-
-    With `findings`, the report opens with the findings table (`lab_report.findings_section`), its detail tables
-    are written as CSV and the lab figures are drawn too.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    tables: dict[str, Path] = {}
-    for name, table in analysis_tables(analysis).items():
-        table.to_csv(out / name, index=False)
-        tables[name] = out / name
-    drawn: Mapping[str, Path] = draw_figures(analysis, out, dpi) if figures else {}
-    headline = out / "headline.md"
-    headline.write_text("\n".join(headline_lines(analysis)) + "\n")
-    text = build_report(analysis, drawn, tables)
-    if findings is not None:
-        tables = {**tables, **write_detail_tables(findings, out)}
-        lab = draw_lab_figures(analysis.results, out, dpi) if figures else {}
-        drawn = {**drawn, **lab}
-        title, _, rest = text.partition("\n")
-        replicates = analysis.options.replicates
-        text = "\n".join([title, "", findings_section(findings, analysis.results, lab, replicates, command), rest])
-    report = out / "report.md"
-    report.write_text(text)
-    return {**tables, **drawn, "headline.md": headline, "report.md": report}
-
-
-def measure_findings(analysis: Analysis, toy: Path | None = None, command: str = "") -> Findings | None:
-    """The findings table of an analysis (None when its options ask for no bootstrap replicates)."""
-    if analysis.options.replicates < 1:
+def read_best_of_n(paths: list[Path] | None) -> pd.DataFrame | None:
+    """The best-of-n tables, concatenated (None when none is given)."""
+    if not paths:
         return None
-    toy_table = pd.read_csv(toy) if toy is not None else None
-    bootstrap = Bootstrap(analysis.results, replicates=analysis.options.replicates)
-    return FindingsBuilder(analysis.results, bootstrap, toy_table, command).build()
+    frames = []
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"--best-of-n {path} does not exist (write it with lit-daa best-of-n)")
+        frame = pd.read_csv(path)
+        missing = {"model", "seed", "selector", "n", "sqrt_kl", "win_rate"} - set(frame.columns)
+        if missing:
+            raise InputError(f"--best-of-n {path} has no column(s) {sorted(missing)}")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def measure(
+    results: Results, toy: pd.DataFrame | None = None, best_of_n: pd.DataFrame | None = None, command: str = ""
+) -> Findings:
+    """The findings table and its details, with the fitted scaling laws among the details."""
+    findings = FindingsBuilder(results, toy, best_of_n, command).build()
+    fits = scaling_fits(results)
+    if not fits.empty:
+        findings.details["fits"] = fits
+    return findings
 
 
 def analyze_table(
     results: str | Path,
     out: Path,
-    options: AnalysisOptions | None = None,
     dpi: int = DEFAULT_DPI,
     figures: bool = True,
     toy: Path | None = None,
+    best_of_n: list[Path] | None = None,
 ) -> dict[str, Path]:
-    """Every analysis of a results table written into `out`; prints the headline (and the findings table);
-    file name -> path written."""
-    analysis = run_analysis(load_results(resolve_results_path(results)), options)
+    """Every finding of a results table written into `out`; prints the findings table; file name -> path written."""
+    table = load_results(resolve_results_path(results))
     command = f"lit-daa analyze {results} --out {out}" + (f" --toy-mdp {toy}" if toy else "")
-    findings = measure_findings(analysis, toy, command)
-    written = write_outputs(analysis, out, dpi, figures=figures, findings=findings, command=command)
-    print("\n".join(headline_lines(analysis)))
-    if findings is not None:
-        print("\n" + findings.table[["finding", "here", "verdict"]].to_string(index=False))
-    print(f"\nwrote {len(written)} files to {out} (report: {written['report.md']})")
-    return written
+    if best_of_n:
+        command += " --best-of-n " + " ".join(str(p) for p in best_of_n)
+    bon = read_best_of_n(best_of_n)
+    findings = measure(table, pd.read_csv(toy) if toy is not None else None, bon, command)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_tables(findings, out)
+    drawn = draw_lab_figures(table, out, dpi, bon) if figures else {}
+    report = out / "report.md"
+    report.write_text(build_report(findings, table, drawn, command, table.notes))
+    print(findings.table[["finding", "verdict", "units"]].to_string(index=False))
+    print(f"\nwrote {len(written) + len(drawn) + 1} files to {out} (report: {report})")
+    return {**written, **drawn, "report.md": report}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every analysis of RESULTS, write the outputs and print the headline; return the exit code."""
+    """Measure the findings of RESULTS, write the outputs and print the table; return the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        options = options_from_args(args)
         results_path = resolve_results_path(args.results)
         out = args.out if args.out is not None else results_path.parent / "analysis"
         if args.toy_mdp is not None and not args.toy_mdp.is_file():
             raise InputError(f"--toy-mdp {args.toy_mdp} does not exist (write it with lit-daa toy-mdp --seeds ...)")
-        analyze_table(results_path, out, options, args.dpi, figures=not args.no_figures, toy=args.toy_mdp)
+        if args.dpi < 10:
+            raise InputError(f"--dpi must be at least 10, got {args.dpi}")
+        analyze_table(results_path, out, args.dpi, not args.no_figures, args.toy_mdp, args.best_of_n)
     except InputError as err:
         print(f"lit-daa analyze: error: {err}", file=sys.stderr)
         return 2

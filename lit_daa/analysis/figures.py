@@ -1,14 +1,14 @@
-"""The report's figures (PAPER.md section 5), drawn from an `Analysis` with matplotlib's Agg canvas.
+"""The lab's figures: seed means with 95% error bars, the fitted log form, classic RLHF (best-of-n) beside the DAAs,
+proxies next to gold, controls, the R-DPO ablation and the gold-reward breakdown. Each function returns False (and
+writes nothing) when the table lacks what it needs.
 
-Figures are built as `matplotlib.figure.Figure` objects on a `FigureCanvasAgg`, never through pyplot, so
-drawing them changes no global backend state of the calling process (a notebook keeps its own backend).
-Each figure function returns False, and writes nothing, when the table lacks the columns it needs.
+Error bars: the 95% Student t interval of the seed mean (n - 1 degrees of freedom, as in the findings); with a single
+seed, 1.96 binomial standard errors of that one evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -16,26 +16,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+from scipy import stats
 
-from lit_daa.analysis.fits import FORMS, Coefficients
-from lit_daa.analysis.study import Analysis
+from lit_daa.analysis.fits import Gain, LogForm, QuadraticForm, fit
+from lit_daa.analysis.results import Results
+from lit_daa.analysis.statistics import rows
 
+CURVE = ("objective", "model", "variant", "beta", "epoch_fraction")
 DEFAULT_DPI = 120
 PANEL = (4.2, 3.4)  # inches per panel
-LINESTYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "D", "v", "P")
+Z95 = 1.96
 
 
-def _figure(rows: int, cols: int, sharex: bool = False, sharey: bool = False) -> tuple[Figure, np.ndarray]:
+def _figure(rows_: int, cols: int, sharex: bool | str = False, sharey: bool | str = False) -> tuple[Figure, np.ndarray]:
     """A figure on an Agg canvas with a (rows, cols) array of axes."""
-    fig = Figure(figsize=(PANEL[0] * cols, PANEL[1] * rows), layout="constrained")
+    fig = Figure(figsize=(PANEL[0] * cols, PANEL[1] * rows_), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, sharex=sharex, sharey=sharey, squeeze=False)
-    return fig, axes
+    return fig, fig.subplots(rows_, cols, sharex=sharex, sharey=sharey, squeeze=False)
 
 
 def size_colours(models: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
@@ -51,269 +49,287 @@ def objective_colours(objectives: Sequence[str]) -> dict[str, tuple[float, float
     return {objective: cmap(i % 10) for i, objective in enumerate(objectives)}
 
 
-def _beta_norm(betas: pd.Series) -> LogNorm:
-    """A log colour scale over the positive DAA betas (widened when there is only one)."""
-    positive = betas[(betas > 0) & np.isfinite(betas)]
-    lo, hi = (float(positive.min()), float(positive.max())) if not positive.empty else (0.1, 1.0)
-    if lo == hi:
-        lo, hi = lo / 2.0, hi * 2.0
-    return LogNorm(vmin=lo, vmax=hi)
+def seed_summary(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per curve point: mean of `column` over seeds, its 95% half-width `err`, and the mean sqrt(KL) with `xerr`."""
+    grouped = frame.groupby(list(CURVE), sort=True)
+    out = grouped[[column, "sqrt_kl"]].mean()
+    n = grouped.size()
+    t = pd.Series(np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan), index=n.index)
+    err = t * np.sqrt(grouped[column].var(ddof=1) / n)
+    if column == "win_rate" and "win_rate_stderr" in frame.columns:
+        single = Z95 * grouped["win_rate_stderr"].mean()
+        err = err.where(n > 1, single)
+    out["err"] = err.fillna(0.0)
+    out["xerr"] = (t * np.sqrt(grouped["sqrt_kl"].var(ddof=1) / n)).fillna(0.0)
+    return out.reset_index()
 
 
-def _scatter_checkpoints(ax: Axes, points: pd.DataFrame, x: str, y: str, colour: object, label: str | None) -> None:
-    """End-of-epoch checkpoints as filled markers, intra-epoch ones hollow and smaller."""
-    final, intra = points[points["is_final"]], points[~points["is_final"]]
-    ax.scatter(intra[x], intra[y], s=18, facecolors="none", edgecolors=[colour], linewidths=0.9)
-    ax.scatter(final[x], final[y], s=34, color=[colour], label=label)
+def _points(ax: Axes, summary: pd.DataFrame, column: str, colour: object, label: str | None, marker: str = "o") -> None:
+    ax.errorbar(
+        summary["sqrt_kl"],
+        summary[column],
+        yerr=summary["err"],
+        xerr=summary["xerr"],
+        fmt=marker,
+        ms=3.5,
+        color=colour,
+        ecolor=colour,
+        elinewidth=0.7,
+        alpha=0.85,
+        label=label,
+    )
 
 
-def _checkpoint_legend() -> list[Line2D]:
-    """Legend entries explaining filled vs hollow markers."""
-    return [
-        Line2D([], [], marker="o", ls="", color="grey", label="end of epoch"),
-        Line2D([], [], marker="o", ls="", markerfacecolor="none", color="grey", markersize=5, label="intra-epoch"),
-    ]
+def _sft(ax: Axes, results: Results, model: str, colour: object) -> None:
+    if model in results.sft_win_rate:
+        ax.scatter([0.0], [results.sft_win_rate[model]], marker="*", s=90, color=[colour], zorder=5)
 
 
-def fig_winrate_vs_sqrtkl(analysis: Analysis, path: Path, dpi: int = DEFAULT_DPI) -> bool:
-    """Fig. 1: win rate vs sqrt(KL), a panel per objective, a colour per size, fitted log-form curves."""
-    results = analysis.results
+def _save(fig, path: Path, dpi: int) -> bool:  # noqa: ANN001 - a matplotlib Figure
+    fig.savefig(path, dpi=dpi)
+    return True
+
+
+def fig_lab_winrate(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Win rate vs sqrt(KL), a panel per objective, a colour per size: seed means with 95% error bars, every
+    checkpoint of the epoch, the SFT model as a star at d = 0, and the log form R0 + d(a - b log d) fitted to every
+    checkpoint of the cell (the fit-form finding's per-seed fits, pooled here for the picture)."""
+    policy = results.policy
+    if policy.empty:
+        return False
     colours = size_colours(results.models)
     fig, axes = _figure(1, len(results.objectives), sharey=True)
     for ax, objective in zip(axes[0], results.objectives, strict=True):
-        data = results.policy[results.policy["objective"] == objective]
         for model in results.models:
-            cell = data[data["model"] == model]
+            cell = policy[(policy["objective"] == objective) & (policy["model"] == model)]
             if cell.empty:
                 continue
-            _scatter_checkpoints(ax, cell, "sqrt_kl", "win_rate", colours[model], model)
-            if model in results.sft_win_rate:
-                ax.scatter([0.0], [results.sft_win_rate[model]], marker="*", s=110, color=[colours[model]], zorder=3)
-            curve = analysis.curve_fits
-            row = curve[(curve["objective"] == objective) & (curve["model"] == model)]
-            if not row.empty:
-                fit = row.iloc[0]
-                grid = np.linspace(0.0, float(cell["sqrt_kl"].max()) * 1.03, 200)
-                coef = Coefficients(float(fit["alpha"]), float(fit["beta"]), float(fit["intercept"]))
-                ax.plot(grid, FORMS[fit["form"]].predict(grid, coef), color=colours[model], lw=1.4, alpha=0.8)
+            _points(ax, seed_summary(cell, "win_rate"), "win_rate", colours[model], model)
+            _sft(ax, results, model, colours[model])
+            _log_curve(ax, results, cell, model, colours[model])
         ax.set_title(objective)
         ax.set_xlabel("sqrt(KL(pi || pi_ref))")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("win rate vs reference summaries")
-    sft = Line2D([], [], marker="*", ls="", color="grey", markersize=10, label="SFT (d = 0)")
-    offset_note = f"log-form fit ({analysis.options.curve_offset.name} offset)"
-    fit_line = Line2D([], [], color="grey", label=offset_note)
-    axes[0, -1].legend(
-        handles=[*_sizes_legend(results.models, colours), *_checkpoint_legend(), sft, fit_line], fontsize=7, loc="best"
-    )
-    fig.suptitle("Win rate vs sqrt(KL): all checkpoints, fitted R(d) = d (alpha - beta log d)")
-    fig.savefig(path, dpi=dpi)
-    return True
+    axes[0][0].set_ylabel("gold win rate vs human answers")
+    axes[0][0].legend(title="size (star: SFT)", fontsize=8)
+    return _save(fig, path, dpi)
 
 
-def _sizes_legend(models: Sequence[str], colours: dict[str, object]) -> list[Line2D]:
-    """Legend entries for the model-size colours."""
-    return [Line2D([], [], marker="o", ls="", color=colours[m], label=m) for m in models]
+def _log_curve(ax: Axes, results: Results, cell: pd.DataFrame, model: str, colour: object) -> None:
+    r0 = results.sft_win_rate.get(model)
+    d, w = cell["sqrt_kl"].to_numpy(float), cell["win_rate"].to_numpy(float)
+    if r0 is None or len(d) < 3:
+        return
+    grid = np.linspace(1e-3, float(np.nanmax(d)), 100)
+    ax.plot(grid, fit(d, w, LogForm(), Gain(), r0).predict(grid), color=colour, lw=1.0, alpha=0.8)
 
 
-def fig_intra_epoch(analysis: Analysis, path: Path, dpi: int = DEFAULT_DPI) -> bool:
-    """Fig. 2: win rate (top) and sqrt(KL) (bottom) against the epoch fraction, one line per run.
-
-    Colour is the DAA beta on a log scale (per objective, as beta grids differ); line style is the model size.
-    Each trajectory starts at its size's SFT point (epoch fraction 0) when there is one.
-    """
-    results = analysis.results
-    styles = {m: LINESTYLES[i % len(LINESTYLES)] for i, m in enumerate(results.models)}
-    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(results.models)}
-    # plasma without its pale-yellow end, which vanishes on white; reversed so small beta (wide budget) is warm.
-    cmap = ListedColormap(matplotlib.colormaps["plasma"](np.linspace(0.0, 0.82, 256))[::-1], name="plasma_trunc_r")
-    fig, axes = _figure(2, len(results.objectives), sharex=True)
-    for col, objective in enumerate(results.objectives):
-        data = results.policy[results.policy["objective"] == objective]
-        norm = _beta_norm(data["beta"])
-        for (model, beta), run in data.groupby(["model", "beta"], sort=True):
-            run = run.sort_values("epoch_fraction")
-            if model in results.sft_win_rate:
-                start = pd.DataFrame(
-                    {"epoch_fraction": [0.0], "win_rate": [results.sft_win_rate[model]], "sqrt_kl": [0.0]}
-                )
-                run = pd.concat([start, run[["epoch_fraction", "win_rate", "sqrt_kl"]]], ignore_index=True)
-            colour = cmap(norm(beta)) if beta > 0 else "grey"
-            for row, y in enumerate(("win_rate", "sqrt_kl")):
-                axes[row, col].plot(
-                    run["epoch_fraction"], run[y], ls=styles[model], marker=markers[model], ms=3.5, color=colour, lw=1.3
-                )
-        axes[0, col].set_title(objective)
-        axes[1, col].set_xlabel("fraction of the epoch")
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes[:, col], label="DAA beta", shrink=0.8)
-        for row in range(2):
-            axes[row, col].grid(alpha=0.3)
-    axes[0, 0].set_ylabel("win rate")
-    axes[1, 0].set_ylabel("sqrt(KL)")
-    size_handles = [Line2D([], [], ls=styles[m], marker=markers[m], color="grey", label=m) for m in results.models]
-    axes[0, 0].legend(handles=size_handles, fontsize=7, loc="best")
-    fig.suptitle("Intra-epoch dynamics: win rate and KL along each run (SFT at 0)")
-    fig.savefig(path, dpi=dpi)
-    return True
-
-
-def fig_length_r2(analysis: Analysis, path: Path, dpi: int = DEFAULT_DPI) -> bool:
-    """Fig. 3: length R^2 against KL (top, all checkpoints) and against DAA beta (bottom, end of epoch), per size."""
-    results = analysis.results
-    if not results.has("length_r2"):
+def fig_best_of_n(results: Results, best_of_n: pd.DataFrame | None, path: Path, dpi: int = 120) -> bool:
+    """Per size: gold win rate vs sqrt(KL) of the DAAs (seed means of every checkpoint), of best-of-n on the trained
+    proxy reward model with Gao et al.'s form d(a - b d) fitted to it, and of best-of-n on gold (the frontier)."""
+    if best_of_n is None or best_of_n.empty:
         return False
+    models = [m for m in results.models if m in set(best_of_n["model"])] or sorted(best_of_n["model"].unique())
     colours = objective_colours(results.objectives)
-    points = results.policy[results.policy["length_r2"].notna()]
-    models = [m for m in results.models if (points["model"] == m).any()]
-    fig, axes = _figure(2, len(models), sharey=True)
-    for col, model in enumerate(models):
-        data = points[points["model"] == model]
+    fig, axes = _figure(1, len(models), sharey=True)
+    for ax, model in zip(axes[0], models, strict=True):
         for objective in results.objectives:
-            cell = data[data["objective"] == objective]
-            if cell.empty:
+            cell = results.policy[(results.policy["objective"] == objective) & (results.policy["model"] == model)]
+            if not cell.empty:
+                summary = seed_summary(cell, "win_rate")
+                ax.scatter(
+                    summary["sqrt_kl"], summary["win_rate"], s=8, color=colours[objective], alpha=0.6, label=objective
+                )
+        for selector, style, label in (("proxy", "-o", "best-of-n, proxy RM"), ("gold", "--s", "best-of-n, gold")):
+            part = best_of_n[(best_of_n["model"] == model) & (best_of_n["selector"] == selector)]
+            if part.empty:
                 continue
-            _scatter_checkpoints(axes[0, col], cell, "kl", "length_r2", colours[objective], objective)
-            final = cell[cell["is_final"]].sort_values("beta")
-            axes[1, col].plot(final["beta"], final["length_r2"], marker="o", color=colours[objective], label=objective)
-        summary = analysis.length_summary
-        mean = summary.loc[summary["model"] == model, "mean_r2"]
-        axes[0, col].set_title(f"{model}" + (f" (mean R^2 {float(mean.iloc[0]):.2f})" if not mean.empty else ""))
-        axes[0, col].set_xlabel("KL(pi || pi_ref)")
-        axes[1, col].set_xlabel("DAA beta (end of epoch)")
-        if (data["beta"] > 0).all():
-            axes[1, col].set_xscale("log")
-        for row in range(2):
-            axes[row, col].grid(alpha=0.3)
-    axes[0, 0].set_ylabel("length R^2 of implicit reward")
-    axes[1, 0].set_ylabel("length R^2 of implicit reward")
-    objective_handles = [Line2D([], [], marker="o", ls="", color=colours[o], label=o) for o in results.objectives]
-    axes[0, -1].legend(handles=[*objective_handles, *_checkpoint_legend()], fontsize=7, loc="best")
-    fig.suptitle("How much of the implicit reward response length explains")
-    fig.savefig(path, dpi=dpi)
-    return True
+            curve = part.groupby("n")[["sqrt_kl", "win_rate"]].agg(["mean", "std", "count"])
+            n = curve[("win_rate", "count")].to_numpy()
+            t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
+            err = np.nan_to_num(t * curve[("win_rate", "std")].to_numpy() / np.sqrt(n))
+            x, y = curve[("sqrt_kl", "mean")].to_numpy(), curve[("win_rate", "mean")].to_numpy()
+            ax.errorbar(
+                x,
+                y,
+                yerr=err,
+                fmt=style,
+                ms=3,
+                color="black" if selector == "proxy" else "tab:red",
+                lw=1.0,
+                label=label,
+            )
+            if selector == "proxy" and len(x) >= 3:
+                fitted = fit(x, y, QuadraticForm(), Gain(), float(y[0]))
+                grid = np.linspace(0, float(x.max()), 60)
+                ax.plot(grid, fitted.predict(grid), ":", color="black", lw=1.0, label="Gao form d(a - b d)")
+        _sft(ax, results, model, "black")
+        ax.set_title(model)
+        ax.set_xlabel("sqrt(KL(pi || pi_ref))")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("gold win rate vs human answers")
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path, dpi)
 
 
-def fig_winrate_vs_accuracy_loss(analysis: Analysis, path: Path, dpi: int = DEFAULT_DPI) -> bool:
-    """Fig. 4: win rate against held-out implicit-reward accuracy and DAA loss, a column per model size."""
-    results = analysis.results
-    metrics = [col for col in ("val_accuracy", "val_loss") if results.has(col)]
-    if not metrics:
+def fig_proxy_vs_gold(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Along sqrt(KL), per size (columns): gold win rate next to held-out accuracy, mean margin and loss (rows)."""
+    metrics = [c for c in ("win_rate", "val_accuracy", "val_margin", "val_loss") if results.has(c)]
+    if len(metrics) < 2:
         return False
     colours = objective_colours(results.objectives)
-    fig, axes = _figure(len(metrics), len(results.models), sharey=True)
-    corr = analysis.correlations_by_size
-    for row, metric in enumerate(metrics):
-        for col, model in enumerate(results.models):
-            ax = axes[row, col]
-            data = results.policy[results.policy["model"] == model]
+    fig, axes = _figure(len(metrics), len(results.models), sharex="col")
+    for col, model in enumerate(results.models):
+        for row, metric in enumerate(metrics):
+            ax = axes[row][col]
             for objective in results.objectives:
-                cell = data[(data["objective"] == objective) & data[metric].notna()]
+                cell = results.policy[(results.policy["objective"] == objective) & (results.policy["model"] == model)]
                 if not cell.empty:
-                    _scatter_checkpoints(ax, cell, metric, "win_rate", colours[objective], objective)
-            stats = corr[(corr["model"] == model) & (corr["x"] == metric)]
-            if not stats.empty:
-                s = stats.iloc[0]
-                text = f"Pearson r = {s['pearson_r']:.2f}\nSpearman rho = {s['spearman_rho']:.2f}\nn = {int(s['n'])}"
-                ax.text(
-                    0.03,
-                    0.97,
-                    text,
-                    transform=ax.transAxes,
-                    va="top",
-                    fontsize=7,
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7},
-                )
-            ax.set_title(f"{model}: win rate vs {metric}", fontsize=9)
-            ax.set_xlabel(metric)
+                    _points(ax, seed_summary(cell, metric), metric, colours[objective], objective if row == 0 else None)
+            if metric == "win_rate":
+                _sft(ax, results, model, "black")
             ax.grid(alpha=0.3)
-        axes[row, 0].set_ylabel("win rate")
-    objective_handles = [Line2D([], [], marker="o", ls="", color=colours[o], label=o) for o in results.objectives]
-    axes[0, -1].legend(handles=[*objective_handles, *_checkpoint_legend()], fontsize=7, loc="lower right")
-    fig.suptitle("Within a model size: do held-out accuracy and loss predict win rate?")
-    fig.savefig(path, dpi=dpi)
-    return True
+            if col == 0:
+                ax.set_ylabel(
+                    {
+                        "win_rate": "gold win rate",
+                        "val_accuracy": "held-out accuracy",
+                        "val_margin": "held-out margin",
+                        "val_loss": "held-out loss",
+                    }[metric]
+                )
+            if row == 0:
+                ax.set_title(model)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("sqrt(KL)")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path, dpi)
 
 
-def fig_eq7(analysis: Analysis, path: Path, dpi: int = DEFAULT_DPI) -> bool:
-    """Eq. 7: the chosen responses' mean log-ratio against -KL(pi_ref || pi), with the line y = x."""
-    results = analysis.results
-    if not results.has("chosen_logratio", "forward_kl"):
+def _variant_pairs(results: Results, exclude_objective: str | None = "RDPO") -> list[tuple[str, str, str]]:
+    v = results.variants
+    if v.empty:
+        return []
+    firsts = v.drop_duplicates("variant")
+    if exclude_objective:
+        firsts = firsts[firsts["objective"] != exclude_objective]
+    return list(zip(firsts["variant"], firsts["objective"], firsts["model"], strict=True))
+
+
+def fig_controls(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Per control (columns): its win rate and the base world's at the same betas (top), and the gold terms
+    relevance and long-answer penalty (bottom), against sqrt(KL)."""
+    pairs = _variant_pairs(results)
+    if not pairs:
         return False
-    colours = size_colours(results.models)
-    fig, axes = _figure(1, 1)
-    ax = axes[0, 0]
-    data = results.policy[results.policy["chosen_logratio"].notna() & results.policy["forward_kl"].notna()]
-    for model in results.models:
-        cell = data[data["model"] == model].assign(neg_forward_kl=lambda d: -d["forward_kl"])
-        if not cell.empty:
-            _scatter_checkpoints(ax, cell, "neg_forward_kl", "chosen_logratio", colours[model], model)
-    both = np.concatenate([-data["forward_kl"].to_numpy(float), data["chosen_logratio"].to_numpy(float)])
-    lo, hi = (float(both.min()), float(both.max())) if both.size else (-1.0, 0.0)
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="y = x")
-    eq7 = analysis.eq7
-    if eq7:
-        ax.text(
-            0.03,
-            0.97,
-            f"Pearson r = {eq7['pearson_r']:.3f}\nslope = {eq7['slope']:.2f}\nn = {eq7['n']}",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=8,
-            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7},
-        )
-    ax.set_xlabel("-KL(pi_ref || pi)  (forward_kl, negated)")
-    ax.set_ylabel("mean log pi/pi_ref of chosen responses")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    ax.set_title("Eq. 7: chosen log-ratio vs -KL(pi_ref || pi)")
-    fig.savefig(path, dpi=dpi)
-    return True
+    fig, axes = _figure(2, len(pairs), sharey="row")
+    for col, (variant, objective, model) in enumerate(pairs):
+        mine = rows(results, variant)
+        mine = mine[(mine["objective"] == objective) & (mine["model"] == model)]
+        base = results.policy[
+            (results.policy["objective"] == objective)
+            & (results.policy["model"] == model)
+            & results.policy["beta"].isin(mine["beta"].unique())
+        ]
+        for frame, colour, label in ((base, "grey", "base world"), (mine, "tab:red", variant)):
+            _points(axes[0][col], seed_summary(frame, "win_rate"), "win_rate", colour, label)
+            if "gold_relevance" in frame.columns:
+                _points(axes[1][col], seed_summary(frame, "gold_relevance"), "gold_relevance", colour, None, "o")
+                _points(axes[1][col], seed_summary(frame, "gold_long_penalty"), "gold_long_penalty", colour, None, "x")
+        _sft(axes[0][col], results, model, "black")
+        axes[0][col].set_title(f"{objective} / {model}: {variant}")
+        axes[0][col].legend(fontsize=8)
+        axes[1][col].set_xlabel("sqrt(KL)")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("gold win rate")
+    axes[1][0].set_ylabel("relevance (o), long penalty (x)")
+    return _save(fig, path, dpi)
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure of the report: its file name, caption and drawing function."""
+def fig_rdpo(results: Results, path: Path, dpi: int = 120) -> bool:
+    """The R-DPO length ablation: win rate (left) and mean length (right) vs sqrt(KL) for DPO (alpha 0, the main
+    grid at the ablation's betas) and each R-DPO alpha."""
+    v = results.variants
+    if v.empty or not (v["objective"] == "RDPO").any():
+        return False
+    rdpo = v[v["objective"] == "RDPO"]
+    model = rdpo["model"].iloc[0]
+    base = results.policy[
+        (results.policy["objective"] == "DPO")
+        & (results.policy["model"] == model)
+        & results.policy["beta"].isin(rdpo["beta"].unique())
+    ]
+    curves = [("DPO (alpha 0)", base)] + [(f"R-DPO {name}", g) for name, g in rdpo.groupby("variant", sort=True)]
+    colours = objective_colours([label for label, _ in curves])
+    fig, axes = _figure(1, 2)
+    for label, frame in curves:
+        if frame.empty:
+            continue
+        _points(axes[0][0], seed_summary(frame, "win_rate"), "win_rate", colours[label], label)
+        _points(axes[0][1], seed_summary(frame, "mean_length"), "mean_length", colours[label], label)
+    _sft(axes[0][0], results, model, "black")
+    axes[0][0].set_ylabel("gold win rate")
+    axes[0][1].set_ylabel("mean answer length (tokens)")
+    for ax in axes[0]:
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_title(f"R-DPO length ablation ({model})")
+    return _save(fig, path, dpi)
 
-    filename: str
-    caption: str
-    draw: Callable[[Analysis, Path, int], bool]
+
+def fig_gold_breakdown(results: Results, path: Path, dpi: int = 120) -> bool:
+    """The gold reward's terms against sqrt(KL) for every main-grid checkpoint, a panel per size: what the policy
+    gains and loses as KL grows (relevance, the short-answer and the long-answer penalties, the cut share)."""
+    needed = ("gold_relevance", "gold_short_penalty", "gold_long_penalty")
+    if not results.has(*needed):
+        return False
+    terms = {"gold_relevance": "relevance", "gold_short_penalty": "short penalty", "gold_long_penalty": "long penalty"}
+    colours = objective_colours(list(terms))
+    fig, axes = _figure(1, len(results.models), sharey=True)
+    for ax, model in zip(axes[0], results.models, strict=True):
+        cell = results.policy[results.policy["model"] == model]
+        for column, label in terms.items():
+            _points(ax, seed_summary(cell, column), column, colours[column], label)
+        twin = ax.twinx()
+        summary = seed_summary(cell, "cut_share") if "cut_share" in cell.columns else None
+        if summary is not None:
+            twin.scatter(summary["sqrt_kl"], summary["cut_share"], s=6, color="black", alpha=0.4)
+            twin.set_ylim(0, 1)
+            twin.set_ylabel("share cut at max_new_tokens (dots)")
+        ax.set_title(model)
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean gold term per answer")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path, dpi)
 
 
-FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec(
-        "fig1_winrate_vs_sqrtkl.png", "Win rate vs sqrt(KL) with the fitted log-form curves", fig_winrate_vs_sqrtkl
-    ),
-    FigureSpec("fig2_intra_epoch.png", "Win rate and sqrt(KL) along the epoch, one line per run", fig_intra_epoch),
-    FigureSpec("fig3_length_r2.png", "Length R^2 of the implicit reward against KL and DAA beta", fig_length_r2),
-    FigureSpec(
-        "fig4_winrate_vs_accuracy_loss.png",
-        "Win rate vs held-out implicit-reward accuracy and DAA loss, within each size",
-        fig_winrate_vs_accuracy_loss,
-    ),
-    FigureSpec("fig_eq7.png", "Chosen log-ratio vs -KL(pi_ref || pi) (Eq. 7)", fig_eq7),
-)
+LAB_FIGURES = {
+    "lab_winrate_vs_sqrtkl.png": ("Win rate vs sqrt(KL): seed means with 95% error bars", fig_lab_winrate),
+    "lab_proxy_vs_gold.png": ("Held-out proxies next to gold win rate along KL, per size", fig_proxy_vs_gold),
+    "lab_gold_breakdown.png": ("The gold reward's terms and the cut share along KL, per size", fig_gold_breakdown),
+    "lab_controls.png": ("Mechanism controls against the base world", fig_controls),
+    "lab_rdpo.png": ("The R-DPO length ablation", fig_rdpo),
+}
 
 
-def draw_figures(analysis: Analysis, out: Path, dpi: int = DEFAULT_DPI) -> dict[str, Path]:
-    """Draw every figure of `FIGURES` that the data supports into `out`; file name -> path of those written."""
+BEST_OF_N_FIGURE = ("lab_best_of_n.png", "Classic RLHF beside the DAAs: best-of-n on the proxy and on gold")
+
+
+def draw_lab_figures(
+    results: Results, out: Path, dpi: int = DEFAULT_DPI, best_of_n: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """Every lab figure the table supports; file name -> path."""
     written = {}
-    for spec in FIGURES:
-        path = out / spec.filename
-        if spec.draw(analysis, path, dpi):
-            written[spec.filename] = path
+    for name, (_, draw) in LAB_FIGURES.items():
+        if draw(results, out / name, dpi):
+            written[name] = out / name
+    name = BEST_OF_N_FIGURE[0]
+    if fig_best_of_n(results, best_of_n, out / name, dpi):
+        written[name] = out / name
     return written
 
 
-__all__ = [
-    "DEFAULT_DPI",
-    "FIGURES",
-    "FigureSpec",
-    "draw_figures",
-    "fig_eq7",
-    "fig_intra_epoch",
-    "fig_length_r2",
-    "fig_winrate_vs_accuracy_loss",
-    "fig_winrate_vs_sqrtkl",
-    "objective_colours",
-    "size_colours",
-]
+__all__ = ["BEST_OF_N_FIGURE", "DEFAULT_DPI", "LAB_FIGURES", "draw_lab_figures", "seed_summary"]

@@ -39,7 +39,9 @@ class Results:
         source: the file the table came from (None when built in memory).
         notes: what was dropped, coerced or is missing, for the report.
         variants: checkpoints of controls and ablations (non-empty `variant`), sorted like `policy`; the main
-            analyses leave them out and `analysis.lab` compares them with the main grid.
+            analyses leave them out and the findings compare them with the main grid.
+        sft_by_seed: model name -> SFT win rate by seed (one entry when the sweep shares one SFT model across
+            seeds; one per seed when each seed trained its own).
     """
 
     policy: pd.DataFrame
@@ -50,6 +52,7 @@ class Results:
     source: Path | None = None
     notes: list[str] = field(default_factory=list)
     variants: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sft_by_seed: dict[str, pd.Series] = field(default_factory=dict)
 
     def has(self, *columns: str) -> bool:
         """Whether the policy rows carry every one of `columns` with at least one finite value each."""
@@ -136,8 +139,11 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
         raise InputError(f"results table {source or ''} has only control or ablation rows, no main-grid rows")
 
     reference = reference[reference["win_rate"].notna()]
+    sft_by_seed = {
+        str(m): g.groupby("seed")["win_rate"].mean().astype(float) for m, g in reference.groupby("model", sort=False)
+    }
     repeats = reference["model"].duplicated(keep=False)
-    if repeats.any():
+    if repeats.any() and reference.groupby("model")["seed"].nunique().max() == 1:
         notes.append(f"{int(repeats.sum())} {REFERENCE_OBJECTIVE} rows share a model; their win rates are averaged")
     reference = reference.groupby("model", sort=False, as_index=False).agg(
         {col: "mean" if col in NUMERIC_COLUMNS else "first" for col in reference.columns if col != "model"}
@@ -160,6 +166,7 @@ def prepare_results(df: pd.DataFrame, source: Path | None = None) -> Results:
         source=source,
         notes=notes,
         variants=variants,
+        sft_by_seed=sft_by_seed,
     )
 
 

@@ -39,6 +39,7 @@ def planted_results(
     noise: float = 0.0,
     seed: int = 0,
     seeds: int = 1,
+    seed_sd: float = 0.0,
 ) -> pd.DataFrame:
     """A results table (docs/results_schema.md) with planted log-form win rates.
 
@@ -55,11 +56,14 @@ def planted_results(
         noise: standard deviation of Gaussian noise added to the win rates.
         seed: for the noise.
         seeds: training seeds per run (each a run of its own with its own noise; run ids get `-s{seed}`).
+        seed_sd: standard deviation of a per-seed shift of every win rate of that seed, in every cell (what a seed's
+            shared data draw does to all its runs; paired contrasts cancel it).
 
     Returns:
         The table with every column of `lit_daa.results_schema` (the stand-ins below, NaN where there is none).
     """
     rng = np.random.default_rng(seed)
+    shift = rng.normal(0.0, seed_sd, size=seeds) if seed_sd > 0 else np.zeros(seeds)
     rows: list[dict[str, object]] = []
     final_fraction = max(epoch_fractions)
     for model, params in models.items():
@@ -71,6 +75,7 @@ def planted_results(
                 d_end = reach[model] / math.sqrt(daa_beta)
                 d = d_end * math.sqrt(t)
                 win = r0 + d * (alpha - beta * math.log(d)) + (rng.normal(0.0, noise) if noise > 0 else 0.0)
+                win += shift[run_seed]
                 win = min(max(win, 0.0), 1.0)
                 kl = d * d
                 r2 = length_r2_scale[model] * d / (1.0 + d)
