@@ -701,12 +701,20 @@ class FindingsBuilder:
         frame = st.rows(self.results, variant)
         return bool(((frame["objective"] == objective) & (frame["model"] == model)).any())
 
+    @property
+    def single_seed(self) -> bool:
+        """Every main-grid cell has one seed: no seed-level interval exists, so no DAA finding can be read."""
+        return bool(self.results.policy.groupby(["objective", "model"])["seed"].nunique().max() < 2)
+
     def _row(self, finding: str, paper: str, here: str, readings: list[Reading], rule: str, source: str) -> dict:
+        judged = verdict(readings) if readings else UNTESTED
+        if rule not in ("8", "rlhf") and self.single_seed:
+            judged, here = UNTESTED, f"one seed per cell: no interval ({here})"
         return {
             "finding": finding,
             "paper": paper,
             "here": here,
-            "verdict": verdict(readings) if readings else UNTESTED,
+            "verdict": judged,
             "units": tally(readings) if readings else "",
             "rule": rule,
             "source": f"{self.command} ({source})" if self.command and source else source,
