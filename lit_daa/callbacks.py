@@ -66,7 +66,11 @@ class FinalReport(Callback):
         lines = ["", "lit-daa: fit finished"]
         if "val/rewards/accuracies" in metrics:
             lines.append(f"  held-out implicit-reward accuracy: {metrics['val/rewards/accuracies']:.4f}")
+        if "val/rm_accuracy" in metrics:
+            lines.append(f"  held-out reward-model accuracy: {metrics['val/rm_accuracy']:.4f}")
         for key in (
+            "val/rm_loss",
+            "val/rm_margin",
             "val/loss",
             "val/rewards/margins",
             "val/logps/chosen",

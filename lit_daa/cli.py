@@ -24,7 +24,9 @@ class DAACLI(LightningCLI):
     """LightningCLI with the data tokenizer tied to the policy and checkpoint/export callbacks always present."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("model.policy", "data.tokenizer")
+        # a model chosen by class_path (see `names_model_class`) keeps its arguments under init_args
+        policy = "model.init_args.policy" if self.subclass_mode_model else "model.policy"
+        parser.link_arguments(policy, "data.tokenizer")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments(
@@ -55,10 +57,49 @@ def trainer_defaults() -> dict:
     }
 
 
+def names_model_class(argv: list[str]) -> bool:
+    """Whether the command line or one of its `--config` files picks the model by class_path.
+
+    Without one, `model:` holds DAAModule's own options (`model: {policy: ..., objective: ...}`), as every DAA
+    config does; with one (`model: {class_path: lit_daa.reward_model.RewardModule, init_args: {...}}`, or
+    `--model CLASS`), any LightningModule with a `policy` argument is accepted.
+    """
+    for i, arg in enumerate(argv):
+        if arg in ("--model", "--model.class_path") or arg.startswith(("--model=", "--model.class_path=")):
+            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            if not value.endswith((".yaml", ".yml", ".json")):
+                return True
+            config = _read_yaml(value)
+            if isinstance(config, dict) and "class_path" in config:
+                return True
+        if arg in ("--config", "-c") or arg.startswith("--config="):
+            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            config = _read_yaml(value)
+            if not isinstance(config, dict):
+                continue
+            for section in (config, *(config.get(c) for c in ("fit", "validate", "test", "predict"))):
+                model = section.get("model") if isinstance(section, dict) else None
+                if isinstance(model, dict) and "class_path" in model:
+                    return True
+    return False
+
+
+def _read_yaml(path: str) -> object:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None  # the parser itself reports an unreadable config
+
+
 def run_lightning(argv: list[str]) -> int:
+    by_class_path = names_model_class(argv)
     DAACLI(
-        DAAModule,
+        None if by_class_path else DAAModule,
         PreferenceDataModule,
+        subclass_mode_model=by_class_path,
         args=argv,
         trainer_defaults=trainer_defaults(),
         auto_configure_optimizers=False,
@@ -76,6 +117,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "analyze": "lit_daa.analysis.analyze",
     "toy-mdp": "lit_daa.toy_mdp",
     "precompute-reference": "lit_daa.precompute",
+    "best-of-n": "lit_daa.evaluation.best_of_n_cli",
 }
 
 

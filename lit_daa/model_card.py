@@ -65,4 +65,6 @@ def _command(trainer: Trainer) -> str:
 
 
 def write_model_card(folder: Path, trainer: Trainer, pl_module: LightningModule) -> None:
-    (Path(folder) / "README.md").write_text(model_card(trainer, pl_module))
+    # a module that is not a DAA run (lit_daa.reward_model.RewardModule) describes itself
+    own = getattr(pl_module, "hf_model_card", None)
+    (Path(folder) / "README.md").write_text(own(trainer) if own is not None else model_card(trainer, pl_module))
