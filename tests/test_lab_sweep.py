@@ -58,9 +58,9 @@ def test_seeds_variants_and_sizes_expand_into_named_runs(tmp_path: Path) -> None
         "b-DPO-beta1-s1",
     ]
     control = runs[6]
-    args = control.fit_args()
-    assert "--seed_everything=5" in args and "--data.source.init_args.seed=5" in args
-    assert args[-1] == "--data.source.init_args.data_max_length=14"  # the variant's own options come last
+    overrides = control.fit_options().overrides
+    assert ("seed_everything", 5) in overrides and ("data.source.init_args.seed", 5) in overrides
+    assert overrides[-1] == ("data.source.init_args.data_max_length", 14)  # the variant's own options come last
     assert control.row_base() | {} == {
         "run_id": "a-DPO-coverage-beta0.1-s5",
         "objective": "DPO",
@@ -76,7 +76,48 @@ def test_without_seeds_run_ids_and_fit_args_are_as_before(tmp_path: Path) -> Non
     config.seeds, config.objectives = None, config.objectives[:1]
     runs = expand(config)
     assert runs[2].run_id == "a-DPO-beta0.1"
-    assert not any(arg.startswith("--seed_everything") for arg in runs[2].fit_args())
+    assert not any(key == "seed_everything" for key, _ in runs[2].fit_options().overrides)
+
+
+def test_sft_per_seed_gives_each_seed_its_own_reference(tmp_path: Path) -> None:
+    config = _config(tmp_path, seeds=[0, 1], sft_per_seed=True)
+    config.models[0] = ModelSpec("a", sft=FitSpec(configs=["sft.yaml"], overrides={"trainer.max_epochs": 2}))
+    runs = expand(config)
+    references = [run for run in runs if isinstance(run, ReferenceRun)]
+    # the control trains a with seed 5 only: a gets a reference for it too; b's given reference stays shared
+    assert [run.run_id for run in references] == ["a-sft-s0", "a-sft-s1", "a-sft-s5", "b-sft"]
+    assert [run.seed for run in references] == [0, 1, 5, 0]
+    assert [run.row_base()["seed"] for run in references] == [0, 1, 5, 0]
+    for run in references[:3]:
+        overrides = run.fit_options().overrides
+        assert overrides[0] == ("trainer.max_epochs", 2)
+        assert ("seed_everything", run.seed) in overrides and ("data.source.init_args.seed", run.seed) in overrides
+        assert run.root == tmp_path / "runs" / run.run_id
+    daa = [run for run in runs if not isinstance(run, ReferenceRun)]
+    assert [run.run_id for run in daa] == [run.run_id for run in expand(_config(tmp_path, seeds=[0, 1]))[2:]]
+    for run in daa:
+        expected = f"a-sft-s{run.seed}" if run.model.name == "a" else "b-sft"
+        assert run.reference.run_id == expected
+        assert dict(run.fit_options().overrides)["model.policy"] == run.reference.model_path
+    first = daa[0]
+    first.reference.root.mkdir(parents=True)
+    assert first.blocked_by() is not None and "a-sft-s0" in first.blocked_by()
+    first.reference.mark_fit_done()
+    assert first.blocked_by() is None and daa[1].blocked_by() is not None  # seed 1 waits for its own reference
+    with pytest.raises(InputError, match="sft_per_seed trains a reference per seed; give the sweep's `seeds`"):
+        SweepConfig(
+            out_dir=str(tmp_path), fit=FitSpec(), models=config.models[:1], objectives=[ObjectiveSpec("DPO", [0.1])],
+            sft_per_seed=True,
+        )  # fmt: skip
+
+
+def test_without_sft_per_seed_every_seed_shares_the_reference(tmp_path: Path) -> None:
+    config = _config(tmp_path, seeds=[0, 1])
+    config.models[0] = ModelSpec("a", sft=FitSpec(configs=["sft.yaml"]))
+    runs = expand(config)
+    assert [run.run_id for run in runs[:2]] == ["a-sft", "b-sft"]
+    assert {run.reference.run_id for run in runs[2:] if run.model.name == "a"} == {"a-sft"}
+    assert not any(key == "seed_everything" for key, _ in runs[0].fit_options().overrides)
 
 
 @pytest.mark.parametrize(
@@ -191,3 +232,54 @@ def test_controls_run_in_a_tiny_configuration(tmp_path: Path) -> None:
     sft = table[table.objective == "SFT"].iloc[0]
     assert 0.3 < sft.imitation_win_rate < 0.7  # a second human answer against the first: about a coin flip
     assert (tmp_path / "out" / "workers" / "0.log").is_file() and (tmp_path / "out" / "workers" / "1.log").is_file()
+
+
+def test_sft_per_seed_end_to_end(tmp_path: Path) -> None:
+    """Two seeds, each with its own SFT reference (data draw, order) and the DAA run of that seed on top of it: the
+    table has an SFT row per seed, schema-valid."""
+    small = {
+        "data.source.init_args.num_train": 32,
+        "data.source.init_args.num_val": 16,
+        "data.batch_size": 8,
+        "data.eval_batch_size": 16,
+        "trainer.enable_progress_bar": False,
+    }
+    lab = yaml.safe_load((ROOT / "configs" / "sweeps" / "lab.yaml").read_text())
+    config = {
+        "out_dir": str(tmp_path / "out"),
+        "seeds": [0, 1],
+        "sft_per_seed": True,
+        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": small},
+        "models": [
+            {
+                "name": "tiny",
+                "sft": {
+                    "configs": [str(ROOT / "configs" / "lab" / "sft.yaml")],
+                    "overrides": {**small, "trainer.max_epochs": 1, "model.policy": "embedded:neox-tiny"},
+                },
+            }
+        ],
+        "objectives": [{"objective": "DPO", "betas": [0.1]}],
+        "fractions": [0.5, 1.0],
+        "evaluation": {**lab["evaluation"], "num_prompts": 16, "max_new_tokens": 10, "batch_size": 16},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["sweep", "--config", str(path)]) == 0
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "results.csv")
+    assert tuple(table.columns) == COLUMNS and tuple(pd.read_parquet(out / "results.parquet").columns) == COLUMNS
+    sft = table[table.objective == "SFT"]
+    assert list(sft.run_id) == ["tiny-sft-s0", "tiny-sft-s1"] and list(sft.seed) == [0, 1]
+    assert (sft.model == "tiny").all() and sft.beta.isna().all() and (sft.kl == 0).all()
+    daa = table[table.objective != "SFT"]
+    assert list(daa.run_id) == ["tiny-DPO-beta0.1-s0"] * 2 + ["tiny-DPO-beta0.1-s1"] * 2
+    assert list(daa.seed) == [0, 0, 1, 1]
+    runs = out / "runs"
+    for seed in (0, 1):
+        reference = yaml.safe_load((runs / f"tiny-sft-s{seed}" / "fit.yaml").read_text())
+        assert reference["seed_everything"] == seed and reference["data"]["source"]["init_args"]["seed"] == seed
+        policy = yaml.safe_load((runs / f"tiny-DPO-beta0.1-s{seed}" / "fit.yaml").read_text())["model"]["policy"]
+        assert policy == str(runs / f"tiny-sft-s{seed}" / "hf_policy")
+    weights = [(runs / f"tiny-sft-s{seed}" / "hf_policy" / "model.safetensors").read_bytes() for seed in (0, 1)]
+    assert weights[0] != weights[1], "the two seeds' SFT models should differ"

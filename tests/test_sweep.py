@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from jsonargparse import Namespace
 
 from lit_daa.cli import main
 from lit_daa.errors import InputError
@@ -37,6 +38,7 @@ from lit_daa.sweep import (
     expand,
 )
 from lit_daa.sweep.cli import build_parser, load_config
+from lit_daa.sweep.fit_config import FitOptions, parse_fit_config, read_fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
@@ -111,18 +113,87 @@ def test_grid_expands_references_first_then_model_objective_beta(tmp_path: Path)
     ]
     assert [r.index for r in runs] == list(range(12))
     assert [type(r) for r in runs[:3]] == [TrainedReference, GivenReference, DAARun]
-    assert runs[0].fit_args()[:2] == ["--config", "sft.yaml"] and runs[1].fit_args() is None
-    b_ipo = runs[-1]
-    args = b_ipo.fit_args()
-    assert args[:3] == ["--config", "base.yaml", "--trainer.max_steps=5"]
-    assert "--data.batch_size=4" in args
-    assert f"--trainer.default_root_dir={tmp_path / 'runs' / 'b-IPO-beta1'}" in args
-    assert "--model.policy=embedded:neox-small" in args
+    assert runs[0].fit_options().configs == ["sft.yaml"] and runs[1].fit_options() is None
+    b_ipo = runs[-1].fit_options()
+    assert b_ipo.configs == ["base.yaml"] and b_ipo.overrides[0] == ("trainer.max_steps", 5)
+    overrides = dict(b_ipo.overrides)
+    assert overrides["data.batch_size"] == 4
+    assert overrides["trainer.default_root_dir"] == str(tmp_path / "runs" / "b-IPO-beta1")
+    assert overrides["model.policy"] == "embedded:neox-small"
     objective = {"class_path": "lit_daa.objectives.IPO", "init_args": {"form": "azar", "beta": 1.0}}
-    assert f"--model.objective={json.dumps(objective)}" in args
-    assert any(a.startswith("--trainer.callbacks+=") and "IntraEpochCheckpoints" in a for a in args)
-    assert f"--model.policy={tmp_path / 'runs' / 'a-sft' / 'hf_policy'}" in runs[2].fit_args()
+    assert overrides["model.objective"] == objective
+    assert overrides["trainer.callbacks+"]["class_path"] == "lit_daa.checkpoints.IntraEpochCheckpoints"
+    assert dict(runs[2].fit_options().overrides)["model.policy"] == str(tmp_path / "runs" / "a-sft" / "hf_policy")
     assert runs[2].blocked_by() is not None and runs[7].blocked_by() is None  # a's reference is not trained yet
+
+
+def old_argv(options: FitOptions) -> list[str]:
+    """The arguments the sweep used to pass to `lit-daa fit`: structured values as JSON after `--key=`."""
+    args = [arg for path in options.configs for arg in ("--config", path)]
+    return args + [f"--{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.overrides]
+
+
+def without_config_files(namespace: Namespace) -> Namespace:
+    namespace = namespace.clone()
+    namespace.pop("config", None)  # which files were read, not what they say
+    return namespace
+
+
+def test_fit_yaml_reads_back_as_the_config_the_old_arguments_gave(tmp_path: Path) -> None:
+    values = tiny_sweep_yaml(tmp_path / "out", seeds=[3, 4])
+    values["objectives"] = [
+        {
+            "objective": "IPO",
+            "betas": [0.5],
+            "options": {"form": "azar"},
+            "overrides": {  # a structured option after the run's own, and a second callback
+                "model.optimizer": {"class_path": "torch.optim.RMSprop", "init_args": {"lr": 5.0e-4}},
+                "trainer.callbacks+": {"class_path": "lit_daa.moving_reference.MovingReference"},
+                "trainer.gradient_clip_val": 5.0,
+            },
+        }
+    ]
+    runs = expand(load_config(write_yaml(tmp_path / "sweep.yaml", values)))
+    reference, daa = runs[0], runs[1]
+    assert (reference.run_id, daa.run_id) == ("tiny-sft", "tiny-IPO-beta0.5-s3")
+    for run in (reference, daa):
+        path = run.fit_config()
+        assert path == run.root / "fit.yaml" and run.fit_args() == ["--config", str(path)]
+        resolved = read_fit_config(path)
+        assert without_config_files(resolved) == without_config_files(parse_fit_config(old_argv(run.fit_options())))
+    config = yaml.safe_load((daa.root / "fit.yaml").read_text())
+    assert config["model"]["objective"]["init_args"] == {"beta": 0.5, "form": "azar", "per_token": False}
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]] == [
+        "IntraEpochCheckpoints",
+        "MovingReference",
+    ]
+    assert config["model"]["optimizer"]["class_path"] == "torch.optim.RMSprop" and config["seed_everything"] == 3
+    assert config["model"]["policy"] == str(reference.root / "hf_policy")
+    assert "tokenizer" not in config["data"]  # a link target: `lit-daa fit` links it from model.policy again
+
+
+def test_fit_yaml_is_resolved_once_and_a_changed_config_is_reported(tmp_path: Path, capsys) -> None:
+    values = tiny_sweep_yaml(tmp_path / "out")
+    values["objectives"] = [{"objective": "DPO", "betas": [0.1]}]
+    config_path = write_yaml(tmp_path / "sweep.yaml", values)
+    run = expand(load_config(config_path))[1]
+    path = run.fit_config()
+    before = path.stat().st_mtime_ns
+    assert expand(load_config(config_path))[1].fit_config() == path and path.stat().st_mtime_ns == before
+
+    values["fit"]["overrides"] = {**SMALL_FIT, "data.batch_size": 4}
+    write_yaml(config_path, values)
+    changed = expand(load_config(config_path))[1]
+    assert changed.stale_fit_config() == ["options data.batch_size"]
+    (run.root / "status.json").write_text("[]")  # the run has started: its fit.yaml must not change under it
+    with pytest.raises(InputError, match=r"run tiny-DPO-beta0.1 was started from .*fit.yaml.*data.batch_size"):
+        changed.fit_config()
+    with pytest.raises(InputError, match="restore the sweep config, or delete"):
+        Sweep(load_config(config_path)).execute()
+    assert path.stat().st_mtime_ns == before
+    (run.root / "status.json").unlink()  # not started: resolved again, with a note
+    assert changed.fit_config() == path and read_fit_config(path).data.batch_size == 4
+    assert "resolving" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -191,6 +262,9 @@ def test_printed_commands_parse(finished: Path, capsys: pytest.CaptureFixture) -
     fits = [shlex.split(line) for line in lines if line.startswith("lit-daa fit ")]
     evaluates = [shlex.split(line) for line in lines if line.startswith("lit-daa sweep ")]
     assert len(fits) == 5 and len(evaluates) == 5 and len(lines) == 10
+    assert not any("{" in line for line in lines)
+    roots = [run.root for run in Sweep(load_config(finished)).runs]
+    assert [command[1:] for command in fits] == [["fit", "--config", str(root / "fit.yaml")] for root in roots]
     for command in fits:
         with pytest.raises(SystemExit) as exit_info:
             main([*command[1:], "--print_config"])
@@ -231,10 +305,25 @@ def test_slurm_script_submits_references_then_runs(finished: Path, tmp_path: Pat
     assert submits[0].startswith("--parsable --array=0-0 ")
     assert submits[1].startswith("--parsable --dependency=afterok:16 --array=1-4 ")
     assert submits[2].startswith("--dependency=afterany:16 ") and "--collect" in submits[2]
-    subprocess.run(["bash", str(script)], check=True, env={**env, "SLURM_ARRAY_TASK_ID": "3"}, capture_output=True)
-    (task,) = (tmp_path / "srun.calls").read_text().splitlines()
-    program, *args = shlex.split(task)
-    assert program == "lit-daa" and args[-2:] == ["--only_run", "3"]
+    task = {**env, "SLURM_ARRAY_TASK_ID": "3"}
+    finished_run = subprocess.run(["bash", str(script)], check=True, env=task, capture_output=True, text=True)
+    assert "is finished" in finished_run.stdout and not (tmp_path / "srun.calls").exists()
+    run = Sweep(load_config(finished)).runs[3]
+    markers = [run.root / "DONE.json", run.root / "FIT_DONE"]
+    for marker in markers:  # as if the run had not been trained yet (the stand-in srun changes nothing)
+        marker.rename(marker.with_suffix(".aside"))
+    try:
+        subprocess.run(["bash", str(script)], check=True, env=task, capture_output=True)
+    finally:
+        for marker in markers:
+            marker.with_suffix(".aside").rename(marker)
+    fit, evaluate = (shlex.split(line) for line in (tmp_path / "srun.calls").read_text().splitlines())
+    # the task trains from the same file the sweep resolved, the in-process fit used and the held-out scoring reads
+    assert fit == ["lit-daa", "fit", "--config", str(run.root / "fit.yaml"), "--ckpt_path=last"]
+    assert run.fit_args() == fit[2:4]
+    assert {target.heldout_config for target in run.eval_targets()} == {run.root / "fit.yaml"}
+    program, *args = evaluate
+    assert program == "lit-daa" and args[-4:] == ["--only_run", "3", "--stage", "evaluate"]
     capsys.readouterr()
     assert main([*args, "--print_commands"]) == 0  # the task's arguments parse and name run 3
     assert "# run 3: tiny-IPO-beta0.1" in capsys.readouterr().out
@@ -245,13 +334,17 @@ def test_slurm_script_submits_references_then_runs(finished: Path, tmp_path: Pat
 )
 def test_every_shipped_sweep_config_parses(config: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(ROOT)  # shipped sweeps name their fit configs relative to the repository root
-    assert main(["sweep", "--config", str(config), f"--out_dir={tmp_path}", "--print_commands"]) == 0
-    fits = [shlex.split(line) for line in capsys.readouterr().out.splitlines() if line.startswith("lit-daa fit ")]
-    references = [c for c in fits if "--export.enabled=true" in c]
-    daa = [c for c in fits if c not in references]
+    runs = Sweep(load_config(config, f"--out_dir={tmp_path}")).runs
+    references = [run for run in runs if run.run_id.endswith("-sft")]
+    daa = runs[len(references) :]
     assert references and daa
-    for command in (references[0], daa[0], daa[-1]):
-        yaml.safe_load(_print_config(command, capsys))
+    for run in (references[0], daa[0], daa[-1]):  # each resolves only its own fit.yaml
+        assert main(["sweep", "--config", str(config), f"--out_dir={tmp_path}", "--print_commands"]
+                    + ["--only_run", str(run.index)]) == 0  # fmt: skip
+        (fit,) = [shlex.split(line) for line in capsys.readouterr().out.splitlines() if line.startswith("lit-daa fit")]
+        assert fit == ["lit-daa", "fit", "--config", str(run.root / "fit.yaml")]
+        printed = yaml.safe_load(_print_config(fit, capsys))
+        assert printed["export"]["enabled"] or run in daa
 
 
 def test_collect_and_analyze(finished: Path, capsys: pytest.CaptureFixture) -> None:

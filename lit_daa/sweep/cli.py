@@ -7,7 +7,9 @@
     lit-daa sweep --config configs/sweeps/demo.yaml --collect --analyze
 
 The resolved config is saved as `<out_dir>/sweep.yaml`; printed commands and SLURM tasks refer to that file, so
-they keep any command-line overrides.
+they keep any command-line overrides. Each trained run's full `lit-daa fit` config is resolved once into
+`<out_dir>/runs/<run_id>/fit.yaml` (when it is trained, printed or written into a SLURM script); fits run as
+`lit-daa fit --config <run>/fit.yaml`.
 """
 
 from __future__ import annotations

@@ -1,25 +1,19 @@
 """What a sweep YAML holds: typed dataclasses that jsonargparse parses (and `lit-daa sweep --help` lists).
 
-A sweep trains one SFT reference per model, then one DAA run per (model, objective, beta), and evaluates the
-intra-epoch checkpoints of every run. Relative paths in the YAML are taken from the working directory, as every
-path in a `lit-daa fit` config is.
+A sweep trains one SFT reference per model (per model and seed with `sft_per_seed`), then one DAA run per
+(model, objective, beta, seed), and evaluates the intra-epoch checkpoints of every run. Relative paths in the YAML
+are taken from the working directory, as every path in a `lit-daa fit` config is.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lit_daa.errors import InputError
 from lit_daa.evaluation.options import EvaluationOptions
-
-
-def option_value(value: Any) -> str:
-    """A YAML/JSON value as `lit-daa fit` reads it after `--key=` (strings as they are, the rest as JSON)."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass
@@ -34,12 +28,9 @@ class FitSpec:
     configs: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def args(self) -> list[str]:
-        """The command-line arguments (without the `fit` subcommand)."""
-        out: list[str] = []
-        for config in self.configs:
-            out += ["--config", config]
-        return out + [f"--{key}={option_value(value)}" for key, value in self.overrides.items()]
+    def pairs(self) -> list[tuple[str, Any]]:
+        """The overrides as (dotted option, value) in order, for `FitOptions`."""
+        return list(self.overrides.items())
 
 
 @dataclass
@@ -52,7 +43,8 @@ class ModelSpec:
     Args:
         name: the size's name in run ids and the results table's `model` column (e.g. tiny, 1b).
         sft: the fit that makes the reference, e.g. configs [quickstart.yaml, objectives/sft.yaml] and
-            overrides {model.policy: embedded:neox-small}; trained once per model.
+            overrides {model.policy: embedded:neox-small}; trained once per model (once per seed with the sweep's
+            `sft_per_seed`).
         reference: an existing reference model instead of training one.
         overrides: options for this model's DAA runs only (e.g. a smaller batch for a bigger model).
     """
@@ -179,6 +171,9 @@ class SweepConfig:
             option in `seed_options`. None: one run each, with the seeds the fit configs set.
         seed_options: the fit options a seed sets: the global seed (training order, initialisation) and the
             preference data's draw.
+        sft_per_seed: train each model's reference once per seed (run `{model}-sft-s{seed}`, its fit given the seed
+            in `seed_options` too), so a seed redraws the SFT model as well as the preference set and the order; the
+            DAA runs of seed s start from the reference of seed s. Needs `seeds`. A given `reference` stays shared.
         workers: DAA runs trained at once, each in its own process (references first, in this one); on CPUs give
             each its own core (OMP_NUM_THREADS=1 is set for them).
     """
@@ -195,12 +190,15 @@ class SweepConfig:
     seeds: list[int] | None = None
     seed_options: list[str] = field(default_factory=lambda: ["seed_everything", "data.source.init_args.seed"])
     workers: int = 1
+    sft_per_seed: bool = False
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
         labels = [f"{o.label}-{o.variant}" if o.variant else o.label for o in self.objectives]
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise InputError(f"sweep seeds must be a non-empty list of different seeds, got {self.seeds}")
+        if self.sft_per_seed and self.seeds is None:
+            raise InputError("sweep sft_per_seed trains a reference per seed; give the sweep's `seeds` too")
         if self.workers < 1:
             raise InputError(f"sweep workers must be at least 1, got {self.workers}")
         for objective in self.objectives:

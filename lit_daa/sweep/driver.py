@@ -1,8 +1,9 @@
 """Running a sweep: train what is not trained, evaluate what is not evaluated, rebuild the table.
 
+Every fit runs as `lit-daa fit --config <run>/fit.yaml`, the run's config resolved once (`sweep.fit_config`).
 Resumable by construction: a run with a DONE marker is skipped; a run whose fit did not finish is started again
-with `--ckpt_path last` when it left a checkpoint (Lightning then restores weights, optimizer and the exact data
-position); evaluations already on disk are read back, not recomputed.
+from the same fit.yaml with `--ckpt_path last` when it left a checkpoint (Lightning then restores weights,
+optimizer and the exact data position); evaluations already on disk are read back, not recomputed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from lit_daa.errors import InputError
 from lit_daa.sweep.config import SweepConfig
 from lit_daa.sweep.evaluation import SweepEvaluator
+from lit_daa.sweep.fit_config import stale_message
 from lit_daa.sweep.runners import RUNNERS, FitRunner
 from lit_daa.sweep.runs import ReferenceRun, Run, expand
 from lit_daa.sweep.table import write_table
@@ -71,6 +73,14 @@ class Sweep:
             raise InputError(f"--only_run {only} is not a run of this sweep (it has runs 0 to {len(self.runs) - 1})")
         return [self.runs[only]]
 
+    def check_fit_configs(self) -> None:
+        """Stop with one sentence when a started run's fit.yaml was resolved from other fit options than the sweep
+        gives it now, so that old and new rows never mix in one table silently."""
+        for run in self.runs:
+            changes = run.stale_fit_config()
+            if changes and run.started:
+                raise InputError(stale_message(run.run_id, run.root, changes))
+
     def execute(
         self,
         only: int | None = None,
@@ -81,6 +91,7 @@ class Sweep:
     ) -> int:
         """Process the selected runs in order; returns 0 when all of them succeeded, 1 otherwise."""
         runs = self.select(only, shard)
+        self.check_fit_configs()
         if only_references:
             runs = [run for run in runs if isinstance(run, ReferenceRun)]
         failed: list[Run] = []
@@ -167,7 +178,11 @@ class Sweep:
         return True
 
     def train(self, run: Run) -> bool:
-        args = run.fit_args()
+        try:
+            args = run.fit_args()  # `--config <run>/fit.yaml`, resolved here on the first attempt
+        except SystemExit as exit_:  # jsonargparse has printed why the run's fit options do not parse
+            tqdm.write(f"[{run.index}] {run.run_id}: its fit options do not parse (exit code {exit_.code}), see above")
+            return False
         assert args is not None
         resume = run.resume_args()
         step = _checkpoint_step(run.root / "checkpoints" / "last.ckpt") if resume else None
@@ -195,7 +210,9 @@ class Sweep:
         return write_table([row for run in self.runs for row in run.rows()], self.out_dir)
 
     def commands(self, config_path: str, only: int | None = None) -> str:
-        """One `lit-daa fit` command per trained run and one evaluate command per run, as shell lines."""
+        """One `lit-daa fit --config <run>/fit.yaml` command per trained run (resolving its fit.yaml) and one evaluate
+        command per run, as shell lines."""
+        self.check_fit_configs()
         lines = []
         for run in self.select(only):
             lines.append(f"# run {run.index}: {run.run_id}")

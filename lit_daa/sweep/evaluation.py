@@ -15,6 +15,7 @@ import gc
 import math
 import random
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +43,7 @@ class SweepEvaluator:
         self.spec = spec
         self.evaluated: list[str] = []
         self._reference: tuple[str, nn.Module] | None = None
-        self._heldout: tuple[tuple[str, ...], HeldOutPairs] | None = None
+        self._heldout: tuple[Path, HeldOutPairs] | None = None
 
     @cached_property
     def prompts(self) -> tuple[list[str], list[str]]:
@@ -76,11 +77,10 @@ class SweepEvaluator:
             self._reference = (name, self.load(name))
         return self._reference[1]
 
-    def heldout(self, fit_args: list[str]) -> HeldOutPairs:
-        """The held-out pairs of a run (built once for all its checkpoints)."""
-        key = tuple(fit_args)
-        if self._heldout is None or self._heldout[0] != key:
-            self._heldout = (key, HeldOutPairs(fit_args))
+    def heldout(self, fit_config: Path) -> HeldOutPairs:
+        """The held-out pairs of a run, from its fit.yaml (built once for all its checkpoints)."""
+        if self._heldout is None or self._heldout[0] != fit_config:
+            self._heldout = (fit_config, HeldOutPairs(fit_config))
         return self._heldout[1]
 
     def rows(self, targets: list[EvalTarget]) -> list[dict[str, Any]]:
@@ -96,7 +96,7 @@ class SweepEvaluator:
         tokenizer = load_tokenizer(target.model_path, option="sweep model")
         result = evaluate_policy(policy, reference, tokenizer, prompts, references, self.spec, target.beta_or_none)
         row = {**target.row, "params": _params(policy), **result.row()}
-        if target.heldout_args is None:
+        if target.heldout_config is None:
             row.update(
                 val_accuracy=math.nan,
                 val_loss=math.nan,
@@ -105,7 +105,7 @@ class SweepEvaluator:
                 imitation_win_rate=self.imitation_win_rate,
             )
         else:
-            row.update(self.heldout(target.heldout_args).metrics(policy, reference))
+            row.update(self.heldout(target.heldout_config).metrics(policy, reference))
         self._save(result, row, target)
         self.evaluated.append(target.model_path)
         return row

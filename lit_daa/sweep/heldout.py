@@ -1,60 +1,39 @@
 """Held-out preference metrics of a checkpoint: the run's own validation pairs and objective, no Trainer needed.
 
-The fit arguments of a run are parsed exactly as `lit-daa fit` parses them (same parser, links and defaults), and
-only the data module and the objective are built from them, so the validation pairs and the loss are those the
-run was trained with. The policy and reference come from the caller (already loaded for sampling).
+The run's resolved config (`<run>/fit.yaml`, see `sweep.fit_config`) is read exactly as `lit-daa fit --config
+<run>/fit.yaml` reads it (same parser, links and defaults), and only the data module and the objective are built
+from it, so the validation pairs and the loss are those the run was trained with. The policy and reference come from
+the caller (already loaded for sampling).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from jsonargparse import ArgumentParser, Namespace
 from torch import nn
 
-from lit_daa.cli import DAACLI, trainer_defaults
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.metrics import preference_metrics
-from lit_daa.module import DAAModule
 from lit_daa.objectives import Objective
 from lit_daa.reference import FrozenCopy
 from lit_daa.scoring import score_pairs
+from lit_daa.sweep.fit_config import parse_fit_config, read_fit_config
 
-
-class _ParseOnlyCLI(DAACLI):
-    """DAACLI that stops after parsing: no model, data module or Trainer is built, the global seed is left alone."""
-
-    def _set_seed(self) -> None:
-        pass
-
-    def instantiate_classes(self) -> None:
-        pass
-
-
-def parse_fit_config(fit_args: list[str]) -> Namespace:
-    """The resolved config of `lit-daa fit <fit_args>` (without the `fit` word), as the fit itself would see it."""
-    cli = _ParseOnlyCLI(
-        DAAModule,
-        PreferenceDataModule,
-        args=fit_args,
-        run=False,
-        trainer_defaults=trainer_defaults(),
-        auto_configure_optimizers=False,
-        parser_kwargs={"prog": "lit-daa fit"},
-    )
-    return cli.config
+__all__ = ["HeldOutPairs", "parse_fit_config"]
 
 
 class HeldOutPairs:
     """The validation pairs and the objective of a run, to score checkpoints with.
 
     Args:
-        fit_args: the run's `lit-daa fit` arguments (without `fit`).
+        fit_config: the run's fit.yaml.
     """
 
-    def __init__(self, fit_args: list[str]) -> None:
-        config = parse_fit_config(fit_args)
+    def __init__(self, fit_config: Path) -> None:
+        config = read_fit_config(fit_config)
         parser = ArgumentParser()
         parser.add_class_arguments(PreferenceDataModule, "data")
         parser.add_argument("--objective", type=Objective)

@@ -38,13 +38,13 @@ class Resources:
 
 
 def resources_of(run: Run) -> Resources:
-    """The resources of a run's fit (its resolved config, parsed as `lit-daa fit` parses it)."""
-    args = run.fit_args()
-    if args is None:
+    """The resources of a run's fit, read from its fit.yaml (resolved now if needed) as `lit-daa fit` reads it."""
+    path = run.fit_config()
+    if path is None:
         return Resources()
-    from lit_daa.sweep.heldout import parse_fit_config
+    from lit_daa.sweep.fit_config import read_fit_config
 
-    trainer = parse_fit_config(args).trainer
+    trainer = read_fit_config(path).trainer
     devices = trainer.devices
     if isinstance(devices, str) and devices.lstrip("-").isdigit():
         devices = int(devices)

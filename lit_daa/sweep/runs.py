@@ -1,7 +1,10 @@
-"""The runs of a sweep: a reference per model (trained by SFT or given), then a DAA run per (model, objective, beta).
+"""The runs of a sweep: a reference per model (trained by SFT or given; with `sft_per_seed` one per model and seed),
+then a DAA run per (model, objective, beta[, seed]).
 
 Each run owns a folder `<out_dir>/runs/<run_id>/`::
 
+    fit.yaml                the run's complete `lit-daa fit` config, resolved once (see `sweep.fit_config`); the fit
+                            runs as `lit-daa fit --config fit.yaml`, the held-out scoring and SLURM read it too
     checkpoints/last.ckpt   Lightning's checkpoint (a killed run resumes from it with --ckpt_path last)
     hf_policy/              the policy at the end of fit (for a trained reference: the reference model)
     intra_epoch/            DAA runs: Hugging Face checkpoints within the epoch (IntraEpochCheckpoints)
@@ -22,7 +25,15 @@ from typing import Any
 
 from lit_daa.checkpoints import list_checkpoints
 from lit_daa.errors import InputError
-from lit_daa.sweep.config import FitSpec, ModelSpec, ObjectiveSpec, SweepConfig, option_value
+from lit_daa.sweep.config import FitSpec, ModelSpec, ObjectiveSpec, SweepConfig
+from lit_daa.sweep.fit_config import (
+    FIT_CONFIG,
+    FitOptions,
+    recorded_sources,
+    sources_changes,
+    stale_message,
+    write_fit_config,
+)
 from lit_daa.sweep.table import REFERENCE_OBJECTIVE, read_rows, write_json
 from lit_daa.sweep.targets import EvalTarget
 
@@ -39,9 +50,19 @@ def daa_run_id(model: ModelSpec, objective: ObjectiveSpec, beta: float, seed: in
     return f"{model.name}-{objective.label}{variant}-beta{beta:g}{suffix}"
 
 
-def run_dir_args(root: Path) -> list[str]:
+def reference_run_id(model: ModelSpec, seed: int | None = None) -> str:
+    """`{model}-sft`, or `{model}-sft-s{seed}` for a per-seed reference (the sweep's `sft_per_seed`)."""
+    return f"{model.name}-sft" if seed is None else f"{model.name}-sft-s{seed}"
+
+
+def run_dir_options(root: Path) -> list[tuple[str, Any]]:
     """Point a fit's outputs (checkpoints, export, logs) into the run's folder."""
-    return [f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}"]
+    return [("trainer.default_root_dir", str(root)), ("trainer.logger.init_args.save_dir", str(root))]
+
+
+def seed_overrides(seed_options: tuple[str, ...], seed: int) -> list[tuple[str, Any]]:
+    """The seed given to every option in the sweep's `seed_options`."""
+    return [(option, seed) for option in seed_options]
 
 
 class Run(ABC):
@@ -49,7 +70,7 @@ class Run(ABC):
 
     Args:
         index: position in the sweep (`--only_run INDEX`, the SLURM array index).
-        run_id: `{model}-sft` or `{model}-{objective}-beta{beta}`.
+        run_id: `{model}-sft[-s{seed}]` or `{model}-{objective}[-{variant}]-beta{beta}[-s{seed}]`.
         model: the model size it belongs to.
         root: its folder.
     """
@@ -75,11 +96,58 @@ class Run(ABC):
 
     @property
     def needs_fit(self) -> bool:
-        return self.fit_args() is not None
+        return self.fit_options() is not None
+
+    @property
+    def fit_config_path(self) -> Path:
+        """Where the run's resolved `lit-daa fit` config lives (see `fit_config`)."""
+        return self.root / FIT_CONFIG
 
     @abstractmethod
+    def fit_options(self) -> FitOptions | None:
+        """The config files and overrides that make this run's fit; None: nothing to train."""
+
+    @property
+    def started(self) -> bool:
+        """Whether anything of this run was trained or evaluated (a fit attempt, a checkpoint, a row)."""
+        return any((self.root / name).exists() for name in ("status.json", "checkpoints", FIT_DONE, DONE))
+
+    def stale_fit_config(self) -> list[str]:
+        """How the sweep's fit options for this run differ from those its fit.yaml was resolved from (empty: they
+        do not, or there is no fit.yaml yet)."""
+        options = self.fit_options()
+        recorded = recorded_sources(self.fit_config_path)
+        if options is None or recorded is None:
+            return []
+        return sources_changes(recorded, options.sources())
+
+    def fit_config(self) -> Path | None:
+        """The run's fit.yaml, resolved now unless an earlier call resolved it from the same sources; None: nothing
+        to train.
+
+        A started run whose sources changed is an error (its checkpoints and rows came from the old config); a run
+        that never started is resolved again with a note.
+        """
+        options = self.fit_options()
+        if options is None:
+            return None
+        path = self.fit_config_path
+        recorded = recorded_sources(path)
+        if recorded is not None:
+            changes = sources_changes(recorded, options.sources())
+            if not changes:
+                return path
+            if self.started:
+                raise InputError(stale_message(self.run_id, self.root, changes))
+            print(f"lit-daa sweep: {self.run_id}: resolving {path} again ({'; '.join(changes)})")
+        write_fit_config(path, options)
+        return path
+
     def fit_args(self) -> list[str] | None:
-        """The `lit-daa fit` arguments (without `fit`) that train this run; None: nothing to train."""
+        """The `lit-daa fit` arguments (without `fit`) that train this run: `--config <run>/fit.yaml`; None: nothing
+        to train. Resolves fit.yaml when needed (see `fit_config`)."""
+        path = self.fit_config()
+        return None if path is None else ["--config", str(path)]
 
     def resume_args(self) -> list[str]:
         """`--ckpt_path last` when an earlier attempt left a checkpoint, so a killed run goes on from there."""
@@ -134,7 +202,8 @@ class Run(ABC):
 
 
 class ReferenceRun(Run):
-    """The reference (SFT) model of one size; its row is the d = 0 point, objective `SFT`."""
+    """The reference (SFT) model of one size (and seed, with `sft_per_seed`); its row is the d = 0 point, objective
+    `SFT`, with the reference's seed (0 for a reference shared by every seed)."""
 
     objective_label = REFERENCE_OBJECTIVE
 
@@ -150,20 +219,36 @@ class ReferenceRun(Run):
 
 
 class TrainedReference(ReferenceRun):
-    """A reference made by the model's `sft` fit; the exported policy is the reference."""
+    """A reference made by the model's `sft` fit; the exported policy is the reference.
 
-    def __init__(self, index: int, model: ModelSpec, root: Path) -> None:
-        super().__init__(index, f"{model.name}-sft", model, root)
+    Args:
+        seed: with `seed_options`, the seed this reference is trained with (`sft_per_seed`); None: the seeds the
+            fit configs set, shared by every DAA seed.
+        seed_options: the options the seed is given to.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        model: ModelSpec,
+        root: Path,
+        seed: int | None = None,
+        seed_options: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(index, reference_run_id(model, seed), model, root)
         assert model.sft is not None
         self.spec: FitSpec = model.sft
+        self.seed = 0 if seed is None else seed
+        self.seed_options = seed_options if seed is not None else ()
 
     @property
     def model_path(self) -> str:
         return str(self.root / "hf_policy")
 
-    def fit_args(self) -> list[str]:
+    def fit_options(self) -> FitOptions:
         # the export is the product of this run, so it is switched on whatever the configs say
-        return [*self.spec.args(), *run_dir_args(self.root), "--export.enabled=true"]
+        overrides = [*self.spec.pairs(), *run_dir_options(self.root), ("export.enabled", True)]
+        return FitOptions(list(self.spec.configs), overrides + seed_overrides(self.seed_options, self.seed))
 
 
 class GivenReference(ReferenceRun):
@@ -181,7 +266,7 @@ class GivenReference(ReferenceRun):
     def fit_done(self) -> bool:
         return True
 
-    def fit_args(self) -> None:
+    def fit_options(self) -> None:
         return None
 
 
@@ -220,23 +305,24 @@ class DAARun(Run):
     def checkpoints_dir(self) -> Path:
         return self.root / INTRA_EPOCH_DIR
 
-    def fit_args(self) -> list[str]:
+    def fit_options(self) -> FitOptions:
         init_args = {**self.objective.options, "beta": self.beta}
         objective = {"class_path": self.objective.class_path, "init_args": init_args}
         callback = {
             "class_path": "lit_daa.checkpoints.IntraEpochCheckpoints",
-            "init_args": {"fractions": self.fractions, "dirname": INTRA_EPOCH_DIR},
+            "init_args": {"fractions": list(self.fractions), "dirname": INTRA_EPOCH_DIR},
         }
-        return [
-            *self.base.args(),
-            *FitSpec(overrides=self.model.overrides).args(),
-            *run_dir_args(self.root),
-            f"--model.policy={self.reference.model_path}",
-            f"--model.objective={option_value(objective)}",
-            f"--trainer.callbacks+={option_value(callback)}",
-            *[f"--{option}={self.seed}" for option in self.seed_options],
-            *FitSpec(overrides=self.objective.overrides).args(),
+        overrides = [
+            *self.base.pairs(),
+            *FitSpec(overrides=self.model.overrides).pairs(),
+            *run_dir_options(self.root),
+            ("model.policy", self.reference.model_path),
+            ("model.objective", objective),
+            ("trainer.callbacks+", callback),
+            *seed_overrides(self.seed_options, self.seed),
+            *FitSpec(overrides=self.objective.overrides).pairs(),
         ]
+        return FitOptions(list(self.base.configs), overrides)
 
     def blocked_by(self) -> str | None:
         if self.reference.fit_done:
@@ -255,7 +341,7 @@ class DAARun(Run):
                 "it before the first fraction of the epoch?); it adds no rows",
                 stacklevel=2,
             )
-        args = self.fit_args()
+        fit_config = self.fit_config() if checkpoints else None  # the file the run was trained with
         targets = []
         for folder, info in checkpoints:
             position = {
@@ -266,44 +352,55 @@ class DAARun(Run):
             }
             cache = self.root / "evals" / f"{folder.name}.json"
             row = {**self.row_base(), **position}
-            targets.append(EvalTarget(str(folder), self.reference.model_path, self.beta, cache, row, args))
+            targets.append(EvalTarget(str(folder), self.reference.model_path, self.beta, cache, row, fit_config))
         return targets
 
 
 def expand(config: SweepConfig) -> list[Run]:
-    """The sweep's runs in order: every model's reference first, then model x objective x beta."""
+    """The sweep's runs in order: the references first (per model, or per model and seed with `sft_per_seed`), then
+    model x objective x beta x seed."""
     runs_dir = Path(config.out_dir) / "runs"
-    references: dict[str, ReferenceRun] = {}
-    for model in config.models:
-        kind = TrainedReference if model.sft is not None else GivenReference
-        references[model.name] = kind(len(references), model, runs_dir / f"{model.name}-sft")
-    runs: list[Run] = list(references.values())
     seeds = config.seeds or [0]
     seeded = len(seeds) > 1
     seed_options = tuple(config.seed_options) if config.seeds is not None else ()
+    grid = [
+        (model, objective, beta, seed)
+        for model in config.models
+        for objective in config.objectives
+        if objective.models is None or model.name in objective.models
+        for beta in objective.beta_values()
+        for seed in objective.seeds or seeds
+    ]
+    references: dict[tuple[str, int | None], ReferenceRun] = {}
     for model in config.models:
-        for objective in config.objectives:
-            if objective.models is not None and model.name not in objective.models:
-                continue
-            for beta in objective.beta_values():
-                for seed in objective.seeds or seeds:
-                    run_id = daa_run_id(model, objective, beta, seed if seeded else None)
-                    reference = references[model.name]
-                    runs.append(
-                        DAARun(
-                            len(runs),
-                            model,
-                            runs_dir / run_id,
-                            reference,
-                            objective,
-                            beta,
-                            config.fit,
-                            config.fractions,
-                            seed,
-                            seed_options,
-                            run_id,
-                        )  # fmt: skip
-                    )
+        if model.sft is None:
+            references[model.name, None] = GivenReference(len(references), model, runs_dir / reference_run_id(model))
+        elif not config.sft_per_seed:
+            key = (model.name, None)
+            references[key] = TrainedReference(len(references), model, runs_dir / reference_run_id(model))
+        else:  # the sweep's seeds, then any other seed an objective of this model trains with, in order
+            for seed in dict.fromkeys([*seeds, *(s for m, _, _, s in grid if m is model)]):
+                root = runs_dir / reference_run_id(model, seed)
+                references[model.name, seed] = TrainedReference(len(references), model, root, seed, seed_options)
+    runs: list[Run] = list(references.values())
+    for model, objective, beta, seed in grid:
+        run_id = daa_run_id(model, objective, beta, seed if seeded else None)
+        reference = references.get((model.name, seed)) or references[model.name, None]
+        runs.append(
+            DAARun(
+                len(runs),
+                model,
+                runs_dir / run_id,
+                reference,
+                objective,
+                beta,
+                config.fit,
+                config.fractions,
+                seed,
+                seed_options,
+                run_id,
+            )  # fmt: skip
+        )
     ids = [run.run_id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

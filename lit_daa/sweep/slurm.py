@@ -2,11 +2,13 @@
 
 The script is its own submitter. `bash sweep.sbatch` submits three jobs: an array over the references, an array
 over the DAA runs that starts after the first succeeded (`afterok`), and a small job that rebuilds the results
-table after the second (`afterany`). Inside an array task it runs `lit-daa sweep --config ... --only_run
-$SLURM_ARRAY_TASK_ID`, which skips a finished run and resumes a killed one, so resubmitting is always safe. Multi-GPU
-training goes through Lightning's own strategies: set trainer.devices/num_nodes/strategy in the fit config, add
-the matching #SBATCH lines (e.g. --ntasks-per-node equal to the devices) and keep `srun` in the command, so that
-Lightning reads the SLURM environment.
+table after the second (`afterany`). Writing the script resolves every run's `<run>/fit.yaml` (`sweep.fit_config`).
+Inside an array task it skips a finished run (DONE.json), trains a run whose fit has not finished with
+`lit-daa fit --config <run>/fit.yaml` (adding `--ckpt_path=last` when a killed attempt left a checkpoint), then runs
+`lit-daa sweep --config ... --only_run $SLURM_ARRAY_TASK_ID --stage evaluate`, which records the finished fit and
+evaluates it; so resubmitting is always safe. Multi-GPU training goes through Lightning's own strategies: set
+trainer.devices/num_nodes/strategy in the fit config, add the matching #SBATCH lines (e.g. --ntasks-per-node equal
+to the devices) and keep `srun` in the command, so that Lightning reads the SLURM environment.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lit_daa.sweep.config import SlurmSpec
+from lit_daa.sweep.fit_config import FIT_CONFIG
 from lit_daa.sweep.resources import Resources, resources_of
-from lit_daa.sweep.runs import ReferenceRun, Run
+from lit_daa.sweep.runs import DONE, FIT_DONE, ReferenceRun, Run
 
 
 def slurm_script(
@@ -28,7 +31,10 @@ def slurm_script(
     workdir: str,
     resources: Callable[[Run], Resources] = resources_of,
 ) -> str:
-    """The text of the array script (see the module docstring); `resources(run)` gives each run's shape."""
+    """The text of the array script (see the module docstring); `resources(run)` gives each run's shape.
+
+    Every trained run's fit.yaml is resolved (if it is not yet) while the script is written.
+    """
     references = [run for run in runs if isinstance(run, ReferenceRun)]
     others = [run for run in runs if not isinstance(run, ReferenceRun)]
     logs = Path(out_dir) / "slurm"
@@ -61,9 +67,25 @@ def slurm_script(
         "    exit 0",
         "fi",
         *spec.setup,
-        f'{spec.command} sweep --config {config} --only_run "$SLURM_ARRAY_TASK_ID"',
+        "# each task's run folder; a run with a fit.yaml is trained with `lit-daa fit --config <run>/fit.yaml`",
+        "runs=(",
+        *[f"    [{run.index}]={shlex.quote(str(run.root.resolve()))}" for run in runs],
+        ")",
+        'run="${runs[$SLURM_ARRAY_TASK_ID]}"',
+        f'if [ -f "$run/{DONE}" ]; then',
+        '    echo "$run is finished"',
+        "    exit 0",
+        "fi",
+        f'if [ -f "$run/{FIT_CONFIG}" ] && [ ! -f "$run/{FIT_DONE}" ]; then',
+        '    resume=""',
+        '    if [ -f "$run/checkpoints/last.ckpt" ]; then resume="--ckpt_path=last"; fi',
+        f'    {spec.command} fit --config "$run/{FIT_CONFIG}" $resume',
+        "fi",
+        f'{spec.command} sweep --config {config} --only_run "$SLURM_ARRAY_TASK_ID" --stage evaluate',
         "",
     ]
+    for run in runs:
+        run.fit_config()  # resolve now: the tasks train from these files
     return "\n".join(lines)
 
 

@@ -22,8 +22,9 @@ class EvalTarget:
         beta: the run's beta (NaN for a reference row), scaling the implicit reward of length R^2.
         cache: the JSON file holding the finished row; when it exists the row is read back, not recomputed.
         row: the row's columns known before evaluating (run id, objective, variant, seed, position in training).
-        heldout_args: the run's `lit-daa fit` arguments, whose validation pairs and objective give the held-out
-            metrics; None for a reference row, whose held-out metrics are fixed (see `sweep.evaluation`).
+        heldout_config: the run's resolved `lit-daa fit` config (its fit.yaml), whose validation pairs and objective
+            give the held-out metrics; None for a reference row, whose held-out metrics are fixed (see
+            `sweep.evaluation`).
     """
 
     model_path: str
@@ -31,11 +32,11 @@ class EvalTarget:
     beta: float
     cache: Path
     row: dict[str, Any] = field(default_factory=dict)
-    heldout_args: list[str] | None = None
+    heldout_config: Path | None = None
 
     @property
     def is_reference(self) -> bool:
-        return self.heldout_args is None
+        return self.heldout_config is None
 
     @property
     def beta_or_none(self) -> float | None:
