@@ -1,16 +1,18 @@
-"""Intra-epoch checkpoints in Hugging Face format, at fixed fractions of the first epoch's preference pairs.
+"""Intra-epoch checkpoints in Hugging Face format, at fixed fractions of the run's preference pairs.
 
 The paper evaluates four checkpoints inside its single epoch plus the end of the epoch (PAPER.md section 2).
 `IntraEpochCheckpoints` saves the policy (and tokenizer) with `save_pretrained` at the optimizer step where the
-pairs seen first reach each fraction of one epoch, so every checkpoint loads with
-`AutoModelForCausalLM.from_pretrained` and can be sampled from without Lightning.
+pairs seen first reach each fraction of the whole run (`trainer.max_epochs` epochs; for the usual one-epoch run,
+of one epoch), so every checkpoint loads with `AutoModelForCausalLM.from_pretrained` and can be sampled from
+without Lightning. A data-quantity control such as "4 epochs of a quarter of the pairs" thus gets its checkpoints
+at the same optimizer steps as "1 epoch of all the pairs".
 
 Layout under `<trainer.default_root_dir>/<dirname>/`::
 
     examples_00000096/        config.json, model.safetensors, tokenizer files, checkpoint.json
     examples_00000096-adapter/  (LoRA policies only: the adapters alone; the folder above holds merged weights)
 
-`checkpoint.json` holds `step`, `examples_seen`, `epoch_fraction`, `is_final` (and `epoch_pairs`).
+`checkpoint.json` holds `step`, `examples_seen`, `epoch_fraction`, `is_final` (and `epoch_pairs`, `epochs`).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class CheckpointInfo:
 
     Args:
         step: optimizer steps taken.
-        examples_seen: preference pairs trained on (over all data-parallel ranks).
-        epoch_fraction: examples_seen / epoch_pairs.
-        is_final: the checkpoint at the end of the first epoch.
+        examples_seen: preference pairs trained on (over all data-parallel ranks and all epochs so far).
+        epoch_fraction: examples_seen / (epochs x epoch_pairs): the fraction of the whole run's pairs (the name
+            is kept from one-epoch runs, where it is the fraction of the epoch).
+        is_final: the checkpoint at the end of the run (the end of its last epoch).
         epoch_pairs: preference pairs in one epoch.
+        epochs: epochs the run trains for (`trainer.max_epochs`; 1 in checkpoints written before it was recorded).
     """
 
     step: int
@@ -51,6 +55,7 @@ class CheckpointInfo:
     epoch_fraction: float
     is_final: bool
     epoch_pairs: int
+    epochs: int = 1
 
     @property
     def folder_name(self) -> str:
@@ -64,44 +69,68 @@ class CheckpointInfo:
 
 @dataclass(frozen=True)
 class EpochGeometry:
-    """How optimizer steps map to preference pairs in the first epoch.
+    """How optimizer steps map to preference pairs over a run of `epochs` epochs.
+
+    Every epoch serves the same pairs in the same number of steps (its last, possibly short, batch included), so
+    step s has seen `s // steps_per_epoch` whole epochs plus `s % steps_per_epoch` steps of the next.
 
     Args:
         epoch_pairs: pairs in one epoch, over all ranks.
         pairs_per_step: pairs one optimizer step consumes (batch pairs x accumulation x data-parallel ranks).
         steps_per_epoch: optimizer steps in one epoch (Lightning steps on the last batch even when accumulation
             is incomplete, hence the ceiling).
+        epochs: epochs in the run (`trainer.max_epochs`).
     """
 
     epoch_pairs: int
     pairs_per_step: int
     steps_per_epoch: int
+    epochs: int = 1
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps in the whole run."""
+        return self.steps_per_epoch * self.epochs
+
+    @property
+    def run_pairs(self) -> int:
+        """Pairs the whole run trains on (repeats across epochs counted)."""
+        return self.epoch_pairs * self.epochs
 
     def examples_at(self, step: int) -> int:
-        """Pairs seen after `step` optimizer steps (the last, possibly short, batch caps it at the epoch)."""
-        return min(step * self.pairs_per_step, self.epoch_pairs)
+        """Pairs seen after `step` optimizer steps (each epoch's last, possibly short, batch caps it at the epoch)."""
+        full, rest = divmod(min(step, self.total_steps), self.steps_per_epoch)
+        return full * self.epoch_pairs + min(rest * self.pairs_per_step, self.epoch_pairs)
 
     def step_for(self, fraction: float) -> int:
-        """The first optimizer step at which the pairs seen reach `fraction` of the epoch."""
+        """The first optimizer step at which the pairs seen reach `fraction` of the whole run's pairs."""
         if fraction >= 1.0:
-            return self.steps_per_epoch
+            return self.total_steps
+        target = fraction * self.run_pairs
+        full = min(int(target // self.epoch_pairs), self.epochs - 1)  # whole epochs before the target
         # The tolerance keeps float products such as 0.2 * 480 = 96.00000000000001 from adding a step.
-        step = math.ceil(fraction * self.epoch_pairs / self.pairs_per_step - 1e-9)
-        return min(max(step, 1), self.steps_per_epoch)
+        within = math.ceil((target - full * self.epoch_pairs) / self.pairs_per_step - 1e-9)
+        step = full * self.steps_per_epoch + min(within, self.steps_per_epoch)
+        return min(max(step, 1), self.total_steps)
 
     def info(self, step: int) -> CheckpointInfo:
         seen = self.examples_at(step)
         return CheckpointInfo(
             step=step,
             examples_seen=seen,
-            epoch_fraction=seen / self.epoch_pairs,
-            is_final=step >= self.steps_per_epoch,
+            epoch_fraction=seen / self.run_pairs,
+            is_final=step >= self.total_steps,
             epoch_pairs=self.epoch_pairs,
+            epochs=self.epochs,
         )
 
     @classmethod
     def from_trainer(cls, trainer: Trainer) -> EpochGeometry:
-        """Read the geometry from a Trainer whose train dataloader is set up (from `on_train_start` on)."""
+        """Read the geometry from a Trainer whose train dataloader is set up (from `on_train_start` on).
+
+        The run's epochs are `trainer.max_epochs`; an unbounded run (max_epochs -1, stopped by max_steps or time)
+        counts as one epoch, the only span it is known to have. `trainer.max_steps` does not shorten the span, so a
+        run cut short by it (and resumed later) keeps the checkpoints of the full run."""
         batches = trainer.num_training_batches
         if not isinstance(batches, int) or batches < 1:  # inf for an iterable without length
             raise InputError("IntraEpochCheckpoints needs a train dataloader with a length (a sized dataset)")
@@ -119,18 +148,21 @@ class EpochGeometry:
             epoch_pairs = min(sampler.total_size, len(sampler.dataset), served)
         else:
             epoch_pairs = min(len(dataset), served) if dataset is not None else served
+        max_epochs = trainer.max_epochs
         return cls(
             epoch_pairs=epoch_pairs,
             pairs_per_step=batch_pairs * accumulate * ranks,
             steps_per_epoch=math.ceil(batches / accumulate),
+            epochs=max_epochs if isinstance(max_epochs, int) and max_epochs >= 1 else 1,
         )
 
 
 class IntraEpochCheckpoints(Callback):
-    """Save the policy in Hugging Face format at fractions of the first epoch (see the module docstring).
+    """Save the policy in Hugging Face format at fractions of the run (see the module docstring).
 
     A checkpoint is saved at the first optimizer step where pairs seen (global_step x batch pairs x gradient
-    accumulation x data-parallel ranks) reach `fraction` x pairs in one epoch; 1.0 is the epoch's last step.
+    accumulation x data-parallel ranks, each epoch's short last batch counted as it is) reach `fraction` x pairs
+    of the whole run (`trainer.max_epochs` x pairs in one epoch); 1.0 is the run's last step.
     Fractions that land on the same step give one checkpoint. Everything is computed from `global_step`, so a
     run resumed with `--ckpt_path` saves the checkpoints it has not saved yet and leaves existing folders alone.
     A folder appears only complete (written aside, then renamed), so a run killed while saving leaves none.
@@ -138,8 +170,8 @@ class IntraEpochCheckpoints(Callback):
     Every rank takes part in saving (a sharded policy is gathered to rank 0, see `lit_daa.export`); rank 0 writes.
 
     Args:
-        fractions: fractions of one epoch's pairs, each in (0, 1]. Default: four inside the epoch and its end,
-            as in the paper.
+        fractions: fractions of the run's pairs, each in (0, 1]. Default: four inside the run and its end, as in
+            the paper (whose runs are one epoch).
         dirname: folder under the Trainer's default_root_dir.
     """
 

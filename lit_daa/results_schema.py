@@ -28,20 +28,29 @@ class Column:
 
 COLUMN_LIST: tuple[Column, ...] = (
     Column(
-        "run_id", pa.string(), "`{model}-{objective}[-{variant}]-beta{beta}[-s{seed}]`; `{model}-sft` for the reference"
+        "run_id",
+        pa.string(),
+        "`{model}-{objective}[-{variant}]-beta{beta}[-s{seed}]`; `{model}-sft[-s{seed}]` for the reference",
     ),
     Column("objective", pa.string(), "objective name (`DPO`, `IPO`, `SLiC`, ...; `SFT` for the reference row)"),
     Column(
         "variant", pa.string(), "the experiment a run belongs to: empty for the main grid, else a control or ablation"
     ),
     Column("beta", pa.float64(), "the objective's beta (NaN for the reference row)"),
-    Column("seed", pa.int64(), "training seed (data draw and order); the reference row has the sweep's first seed"),
+    Column(
+        "seed", pa.int64(), "training seed (data draw and order); a reference row: its seed with `sft_per_seed`, else 0"
+    ),
     Column("model", pa.string(), "model size name from the sweep config (e.g. `tiny`, `small`)"),
     Column("params", pa.int64(), "number of policy parameters"),
     Column("step", pa.int64(), "optimizer steps at the checkpoint"),
     Column("examples_seen", pa.int64(), "preference pairs seen at the checkpoint"),
-    Column("epoch_fraction", pa.float64(), "examples_seen / pairs in one epoch (0 for the reference row)"),
-    Column("is_final", pa.bool_(), "the end-of-epoch checkpoint"),
+    Column(
+        "epoch_fraction",
+        pa.float64(),
+        "examples_seen / pairs of the whole run (trainer.max_epochs x pairs in one epoch: for the usual one-epoch "
+        "run, pairs in one epoch); 0 for the reference row",
+    ),
+    Column("is_final", pa.bool_(), "the run's last checkpoint (the end of its one epoch, or of its last)"),
     Column(
         "kl", pa.float64(), "KL(pi \\|\\| pi_ref): mean over prompts of the summed log-ratio of the policy's samples"
     ),
@@ -57,6 +66,20 @@ COLUMN_LIST: tuple[Column, ...] = (
     Column("invalid", pa.int64(), "unparseable or failed judgements (excluded from win_rate)"),
     Column("mean_length", pa.float64(), "mean response length of the samples, in tokens (EOS included)"),
     Column("length_r2", pa.float64(), "R^2 of regressing the samples' implicit reward (beta log pi/pi_ref) on length"),
+    Column(
+        "ood_mass",
+        pa.float64(),
+        "out-of-data mass: mean over every token y_t of the policy's samples (pooled over samples, EOS included) of "
+        "the sum of pi(v given x, y_<t) over the tokens v of the policy's vocabulary that occur in no training answer "
+        "(chosen or rejected) of the evaluation's `training_data` (EOS and pad count as in-data; pi at temperature "
+        "1); NaN without `training_data`",
+    ),
+    Column(
+        "ood_token_share",
+        pa.float64(),
+        "share of the policy samples' tokens (pooled, EOS included) that occur in no training answer (the token set "
+        "of ood_mass); NaN without `training_data`",
+    ),
     Column("gold_reward", pa.float64(), "mean gold reward of the samples (judges with a known reward only)"),
     Column("gold_relevance", pa.float64(), "its relevance term: on-topic minus off-topic words, weighted"),
     Column("gold_short_penalty", pa.float64(), "its penalty for answers shorter than the target length"),

@@ -1,4 +1,5 @@
-"""IntraEpochCheckpoints: Hugging Face checkpoints at fractions of the first epoch, also across a resume."""
+"""IntraEpochCheckpoints: Hugging Face checkpoints at fractions of the run (one epoch or several), also across a
+resume."""
 
 from __future__ import annotations
 
@@ -65,6 +66,30 @@ def test_steps_for_the_default_fractions(geometry: EpochGeometry, expected: list
     assert final.is_final and final.examples_seen == geometry.epoch_pairs and final.epoch_fraction == 1.0
 
 
+@pytest.mark.parametrize(
+    ("geometry", "expected_steps", "expected_seen"),
+    [
+        # 4 epochs of 16 pairs, 8 per step (2 steps an epoch): the same steps and pair counts as 1 epoch of 64
+        (EpochGeometry(16, 8, 2, epochs=4), [2, 4, 5, 7, 8], [16, 32, 40, 56, 64]),
+        # 2 epochs of 100 pairs, 32 per step, each epoch's 4th step short (4 pairs): pairs seen after steps 1..8 are
+        # 32, 64, 96, 100, 132, 164, 196, 200; 0.2 x 200 = 40 -> step 2, 80 -> 3, 120 -> 5, 160 -> 6, 200 -> 8
+        (EpochGeometry(100, 32, 4, epochs=2), [2, 3, 5, 6, 8], [64, 96, 132, 164, 200]),
+    ],
+)
+def test_fractions_refer_to_the_whole_multi_epoch_run(
+    geometry: EpochGeometry, expected_steps: list[int], expected_seen: list[int]
+) -> None:
+    steps = [geometry.step_for(f) for f in IntraEpochCheckpoints().fractions]
+    assert steps == expected_steps
+    infos = [geometry.info(step) for step in steps]
+    assert [info.examples_seen for info in infos] == expected_seen
+    assert [info.epoch_fraction for info in infos] == [seen / geometry.run_pairs for seen in expected_seen]
+    assert [info.is_final for info in infos] == [False] * 4 + [True]
+    assert all(info.epochs == geometry.epochs for info in infos)
+    # a fraction on an epoch boundary lands on that epoch's last step: 0.25 of 4 x 16 pairs = the first epoch
+    assert EpochGeometry(16, 8, 2, epochs=4).step_for(0.25) == 2
+
+
 @pytest.mark.parametrize("fractions", [[], [0.0], [1.5], [-0.2, 0.5]])
 def test_fractions_outside_the_epoch_are_refused(fractions: list[float]) -> None:
     with pytest.raises(InputError, match="in \\(0, 1\\]"):
@@ -88,6 +113,26 @@ def test_saves_loadable_checkpoints_at_the_fractions(tmp_path: Path) -> None:
     assert any(not torch.equal(first[k], exported[k]) for k in exported)
     assert (found[0][0] / "tokenizer.json").exists() or (found[0][0] / "tokenizer_config.json").exists()
     assert not list((tmp_path / "intra_epoch").glob(".staging-*"))
+
+
+def test_a_quarter_of_the_pairs_for_four_epochs_checkpoints_at_the_same_steps(tmp_path: Path) -> None:
+    """The data-quantity control: 16 pairs x 4 epochs is 8 steps, as 64 pairs x 1 epoch (see the test above)."""
+    argv = fit_args(
+        tmp_path,
+        "--data.source.init_args.num_train=16",
+        "--trainer.max_epochs=4",
+        "--trainer.val_check_interval=1.0",  # an epoch is 2 batches here, fewer than the 8 fit_args validates after
+    )
+    assert main(argv) == 0
+    found = list_checkpoints(tmp_path / "intra_epoch")
+    assert [info.step for _, info in found] == [2, 4, 5, 7, 8]
+    assert [info.examples_seen for _, info in found] == [16, 32, 40, 56, 64]
+    assert [info.epoch_fraction for _, info in found] == [0.25, 0.5, 0.625, 0.875, 1.0]
+    assert [info.is_final for _, info in found] == [False] * 4 + [True]
+    assert {(info.epoch_pairs, info.epochs) for _, info in found} == {(16, 4)}
+    final = load_file(found[-1][0] / "model.safetensors")
+    exported = load_file(tmp_path / "hf_policy" / "model.safetensors")
+    assert all(torch.equal(final[k], exported[k]) for k in exported)  # the last checkpoint is the end of the run
 
 
 def test_gradient_accumulation_counts_pairs_per_optimizer_step(tmp_path: Path) -> None:

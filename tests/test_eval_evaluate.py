@@ -31,6 +31,8 @@ COLUMNS = {
     "invalid",
     "mean_length",
     "length_r2",
+    "ood_mass",
+    "ood_token_share",
     "gold_reward",
     "gold_relevance",
     "gold_short_penalty",
@@ -46,6 +48,7 @@ def test_main_policy_equal_to_reference(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(metrics) == COLUMNS
     assert metrics["kl"] == 0.0 and metrics["sqrt_kl"] == 0.0 and metrics["forward_kl"] == 0.0
     assert metrics["length_r2"] is None  # every implicit reward is 0: nothing to explain
+    assert metrics["ood_mass"] is None and metrics["ood_token_share"] is None  # no --training_data given
     assert 0.0 <= metrics["win_rate"] <= 1.0 and metrics["invalid"] == 0
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 12

@@ -10,7 +10,7 @@ from lit_daa.evaluation.judges import (
     RewardModelJudge,
     Verdict,
 )
-from lit_daa.evaluation.kl import KLEstimate, estimate_kl, sequence_logratios
+from lit_daa.evaluation.kl import KLEstimate, SampleScores, estimate_kl, score_samples, sequence_logratios
 from lit_daa.evaluation.length import length_r2
 from lit_daa.evaluation.sampling import Samples, sample
 from lit_daa.evaluation.win_rate import WinRate
@@ -24,6 +24,7 @@ __all__ = [
     "OpenAIJudge",
     "RewardModelJudge",
     "SampleRecord",
+    "SampleScores",
     "Samples",
     "Verdict",
     "WinRate",
@@ -33,5 +34,6 @@ __all__ = [
     "length_r2",
     "read_eval_file",
     "sample",
+    "score_samples",
     "sequence_logratios",
 ]

@@ -3,13 +3,17 @@
 - policy samples (temperature 1, one per prompt): KL(pi || pi_ref) from their log-ratios;
 - reference samples: KL(pi_ref || pi) (the paper's Eq. 7 check);
 - the judge, policy sample vs human reference: win rate;
-- each policy sample's implicit reward beta * log pi/pi_ref regressed on its length: length R^2.
+- each policy sample's implicit reward beta * log pi/pi_ref regressed on its length: length R^2;
+- given the training answers' tokens, the policy's probability mass on tokens outside them while it answers
+  (`ood_mass`) and the share of its sampled tokens outside them (`ood_token_share`), from the logits the policy's
+  scoring pass computes anyway.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,8 +22,9 @@ from transformers import PreTrainedTokenizerBase
 
 from lit_daa.errors import InputError
 from lit_daa.evaluation.judges.base import Judge
-from lit_daa.evaluation.kl import KLEstimate, sequence_logratios
+from lit_daa.evaluation.kl import KLEstimate, score_samples, sequence_logratios
 from lit_daa.evaluation.length import length_r2
+from lit_daa.evaluation.ood import training_answer_tokens
 from lit_daa.evaluation.options import EvaluationOptions
 from lit_daa.evaluation.sampling import sample
 from lit_daa.evaluation.win_rate import WinRate
@@ -53,6 +58,8 @@ class EvalResult:
     temperature: float = 1.0
     cut_share: float = math.nan
     components: dict[str, float] | None = None
+    ood_mass: float = math.nan
+    ood_token_share: float = math.nan
 
     def row(self) -> dict[str, float | int]:
         """The results-table columns this evaluation knows, by their schema names (judge components the schema
@@ -74,6 +81,8 @@ class EvalResult:
             "cut_share": self.cut_share,
             "mean_length": self.mean_length,
             "length_r2": self.length_r2,
+            "ood_mass": self.ood_mass,
+            "ood_token_share": self.ood_token_share,
             **gold,
             **components,
         }
@@ -104,6 +113,7 @@ def evaluate_policy(
     references: list[str],
     options: EvaluationOptions | None = None,
     beta: float | None = None,
+    in_data_tokens: Collection[int] | None = None,
 ) -> EvalResult:
     """Evaluate `policy` against `reference` on the first `options.num_prompts` prompts (all of them if fewer).
 
@@ -116,6 +126,9 @@ def evaluate_policy(
         options: judge, sampling and batch options (`EvaluationOptions`; its prompt-source fields are not read
             here). Policy samples use `options.seed`, reference samples `options.seed + 1`.
         beta: the objective's beta, scaling the implicit reward in length_r2 (None: 1; R^2 does not depend on it).
+        in_data_tokens: the in-data token ids of `ood_mass` / `ood_token_share` (e.g. a run's own training
+            answers, `lit_daa.evaluation.ood.answer_tokens`); None: those of `options.training_data`, and without
+            it both columns are NaN.
     """
     options = options or EvaluationOptions()
     if len(prompts) != len(references):
@@ -131,7 +144,11 @@ def evaluate_policy(
     }
     batch_size = options.batch_size
     samples = sample(policy, tokenizer, prompts, seed=options.seed, **sampling)
-    logratios = sequence_logratios(policy, reference, samples, batch_size)
+    if in_data_tokens is None and options.training_data is not None:
+        in_data_tokens = training_answer_tokens(options.training_data, tokenizer)
+    # one policy forward gives both the log-ratios and the out-of-data mass (same logits, one more log-sum-exp)
+    scores = score_samples(policy, reference, samples, batch_size, in_data_tokens)
+    logratios = scores.logratios
     backward = None
     if options.forward_kl:
         ref_samples = sample(reference, tokenizer, prompts, seed=options.seed + 1, **sampling)
@@ -143,6 +160,12 @@ def evaluate_policy(
     }
     rewards = (logratios.double() * (1.0 if beta is None else beta)).tolist()
     lengths, cut = samples.lengths, samples.cut
+    tokens = int(scores.tokens.sum())
+    ood_mass = ood_share = math.nan
+    if scores.ood_mass is not None and scores.ood_tokens is not None and tokens:
+        # pooled over all sampled tokens (not a mean of per-sample means), as mean_length counts them
+        ood_mass = float(scores.ood_mass.double().sum()) / tokens
+        ood_share = int(scores.ood_tokens.sum()) / tokens
     records = [
         SampleRecord(p, r, ref, v.value, lr, n, c)
         for p, r, ref, v, lr, n, c in zip(
@@ -159,4 +182,6 @@ def evaluate_policy(
         temperature=options.temperature,
         cut_share=sum(cut) / len(cut),
         components=components,
+        ood_mass=ood_mass,
+        ood_token_share=ood_share,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from jsonargparse import lazy_instance
 
+from lit_daa.data.sources import PreferenceSource
 from lit_daa.evaluation.judges import GoldRewardJudge, Judge
 from lit_daa.synthetic.world import SyntheticWorld
 
@@ -33,6 +34,10 @@ class EvaluationOptions:
         dtype: dtype both models are loaded in for evaluation.
         device: cpu, cuda, cuda:1, ...; None: CUDA when available.
         save_samples: keep each checkpoint's samples (prompt, response, verdict, log-ratio) as JSONL.
+        training_data: the preference source the evaluated policies were trained on (the fit config's
+            `data.source`, e.g. `lit_daa.synthetic.source.SharedPreferencePairs` with the same init_args); the
+            tokens of its training answers, plus EOS and pad, are the in-data tokens of the `ood_mass` and
+            `ood_token_share` columns (lit_daa/evaluation/ood.py). None: those two columns are NaN.
     """
 
     judge: Judge = field(default_factory=lambda: lazy_instance(GoldRewardJudge))
@@ -49,3 +54,4 @@ class EvaluationOptions:
     dtype: str = "float32"
     device: str | None = None
     save_samples: bool = True
+    training_data: PreferenceSource | None = None

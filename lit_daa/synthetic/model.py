@@ -70,12 +70,14 @@ class TinyNeoX:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-# The embedded models, by the name a config uses. Add a size by adding an entry.
+# The embedded models, by the name a config uses. Add a size by adding an entry. Parameters (all share the world's
+# 151-word vocabulary): tiny 119,424; mini 633,728; base 1,285,760; small 1,837,824; large 4,026,624 (33.7x tiny).
 EMBEDDED_MODELS: dict[str, TinyNeoX] = {
     "embedded:neox-tiny": TinyNeoX(hidden_size=64, num_layers=2, num_heads=4),
     "embedded:neox-mini": TinyNeoX(hidden_size=128, num_layers=3, num_heads=4),
     "embedded:neox-base": TinyNeoX(hidden_size=160, num_layers=4, num_heads=4),
     "embedded:neox-small": TinyNeoX(hidden_size=192, num_layers=4, num_heads=6),
+    "embedded:neox-large": TinyNeoX(hidden_size=256, num_layers=5, num_heads=8),
 }
 
 
