@@ -39,8 +39,9 @@ _VERDICT = "holds: every unit agrees; fails: at least half the units contradict,
 RULES = {
     "1": "Units: the (objective, size) cells. Per seed, cross-fitted (the peak and the 3 highest-KL points beyond it "
     "chosen on the other seeds' means, the SFT point at d = 0 a candidate peak): rise = win rate at the peak minus "
-    "SFT, drop = win rate at the peak minus the mean of those points (0 when none lies beyond the peak). A cell agrees when both t intervals are above "
-    "0; contradicts when either is below 0 or the drop's lies below 1 pp. " + _VERDICT,
+    "SFT, drop = win rate at the peak minus the mean of those points (0 when none lies beyond the peak). A cell "
+    "agrees when both t intervals are above 0; contradicts when either is below 0 or the drop's lies below 1 pp. "
+    + _VERDICT,
     "fit": "Units: the cells. Per seed, r = RMSE(log form) / RMSE(quadratic form), both fitted as gains over that "
     "seed's SFT win rate to its checkpoints; the interval is the t interval of mean log r, exponentiated. The "
     "paper says about half: a cell agrees when the interval is below 1 and reaches 0.5 (lower end <= 0.5); "
