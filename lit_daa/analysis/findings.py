@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lit_daa.analysis import statistics as st
+from lit_daa.analysis.fits import Gain, QuadraticForm, fit
 from lit_daa.analysis.intervals import (
     UNTESTED,
     Interval,
@@ -593,6 +594,18 @@ class FindingsBuilder:
             best_n = int(curve["win_rate"].idxmax())
             frontier = gold.groupby("n")["win_rate"].mean() if not gold.empty else pd.Series(dtype=float)
             daa = self._daa_at(model, float(curve.loc[best_n, "sqrt_kl"]), float(curve["sqrt_kl"].max()))
+            # Gao et al.'s best-of-n form, R = R(n=1) + d (a - b d), fitted to the seed-mean proxy curve
+            gao = (
+                fit(
+                    curve["sqrt_kl"].to_numpy(),
+                    curve["win_rate"].to_numpy(),
+                    QuadraticForm(),
+                    Gain(),
+                    float(curve["win_rate"].iloc[0]),
+                )
+                if len(curve) >= 3
+                else None
+            )
             out.append(
                 {
                     "model": model,
@@ -605,6 +618,10 @@ class FindingsBuilder:
                     "win_rate_at_max_n": curve["win_rate"].iloc[-1],
                     **drop.row("drop"),
                     "gold_frontier_at_max_n": frontier.iloc[-1] if not frontier.empty else math.nan,
+                    "gao_alpha": gao.alpha if gao else math.nan,
+                    "gao_beta": gao.beta if gao else math.nan,
+                    "gao_peak_sqrt_kl": gao.d_star if gao else math.nan,
+                    "gao_rmse": gao.rmse if gao else math.nan,
                     **daa,
                     "reading": reading.value,
                 }
@@ -614,7 +631,8 @@ class FindingsBuilder:
         here = f"{_readings_row(readings)}; " + "; ".join(
             f"{r.model}: proxy best-of-n peaks at n = {r.best_n} (sqrt KL {r.peak_sqrt_kl:.2f}, win rate "
             f"{r.peak_win_rate:.3f}), drop to n = {r.max_n} {100 * r.drop:+.1f} [{100 * r.drop_low:+.1f}, "
-            f"{100 * r.drop_high:+.1f}] pp; gold frontier {r.gold_frontier_at_max_n:.3f}; DPO at matched sqrt KL "
+            f"{100 * r.drop_high:+.1f}] pp; Gao form d(a - b d) peaks at sqrt KL {r.gao_peak_sqrt_kl:.2f}; gold "
+            f"frontier {r.gold_frontier_at_max_n:.3f}; best DPO checkpoint up to the same KL "
             f"{r.daa_win_rate_at_peak:.3f}"
             for r in table.itertuples()
         )
