@@ -28,6 +28,7 @@ from lit_daa.errors import InputError
 # source -> {tokenizer fingerprint: token set}: a sweep evaluates many checkpoints against one source, and drawing
 # and tokenizing its pairs again for each would repeat the same work (weak keys: a dropped source frees its sets).
 _CACHE: weakref.WeakKeyDictionary[PreferenceSource, dict[str, frozenset[int]]] = weakref.WeakKeyDictionary()
+_BY_ROWS: dict[tuple[str, str], frozenset[int]] = {}
 
 
 def answer_tokens(answers: Iterable[str], tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
@@ -55,8 +56,15 @@ def training_answer_tokens(source: PreferenceSource, tokenizer: PreTrainedTokeni
             dataset = source.train()
         except InputError as err:
             raise InputError(f"evaluation training_data: {err}") from None
-        schema = detect_schema(dataset.features, f"evaluation training_data ({source.split_name(TRAIN)})")
-        known[key] = answer_tokens(_answers(dataset, schema, tokenizer), tokenizer)
+        # every checkpoint of a sweep builds its own source object for the same rows: key on the rows as well
+        by_rows = (getattr(dataset, "_fingerprint", None), key)
+        tokens = _BY_ROWS.get(by_rows) if by_rows[0] is not None else None
+        if tokens is None:
+            schema = detect_schema(dataset.features, f"evaluation training_data ({source.split_name(TRAIN)})")
+            tokens = answer_tokens(_answers(dataset, schema, tokenizer), tokenizer)
+            if by_rows[0] is not None:
+                _BY_ROWS[by_rows] = tokens
+        known[key] = tokens
     return known[key]
 
 

@@ -224,6 +224,9 @@ class ReferenceSamplePairs(PreferenceSource):
         return rows[:n]
 
 
+_SHARED_ROWS: dict[tuple, Dataset] = {}
+
+
 class SharedPreferencePairs(PreferenceSource):
     """The over-optimization world's preference set, shared by every model size as the paper's was: pairs of
     answers from one fixed data policy (`SyntheticWorld.data_response`), labelled by the gold reward.
@@ -280,7 +283,14 @@ class SharedPreferencePairs(PreferenceSource):
         )
 
     def _rows(self, n: int, seed: int) -> Dataset:
-        return Dataset.from_list(self.world.data_pairs(n, seed, self.data_max_length, self.noiseless))
+        # A sweep run reads the same rows for its fit, its held-out metrics and its out-of-data token set; the rows
+        # depend on these options only, so one process draws them once.
+        key = (repr(self.world), n, seed, self.data_max_length, self.noiseless)
+        if key not in _SHARED_ROWS:
+            if len(_SHARED_ROWS) > 64:
+                _SHARED_ROWS.clear()
+            _SHARED_ROWS[key] = Dataset.from_list(self.world.data_pairs(n, seed, self.data_max_length, self.noiseless))
+        return _SHARED_ROWS[key]
 
     def train(self) -> Dataset:
         return self._rows(self.num_train, self.seed)
