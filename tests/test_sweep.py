@@ -32,6 +32,7 @@ from lit_daa.sweep import (
     LogGrid,
     ModelSpec,
     ObjectiveSpec,
+    ReferenceRun,
     Sweep,
     SweepConfig,
     TrainedReference,
@@ -335,7 +336,7 @@ def test_slurm_script_submits_references_then_runs(finished: Path, tmp_path: Pat
 def test_every_shipped_sweep_config_parses(config: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(ROOT)  # shipped sweeps name their fit configs relative to the repository root
     runs = Sweep(load_config(config, f"--out_dir={tmp_path}")).runs
-    references = [run for run in runs if run.run_id.endswith("-sft")]
+    references = [run for run in runs if isinstance(run, ReferenceRun)]  # `{model}-sft[-s{seed}]`
     daa = runs[len(references) :]
     assert references and daa
     for run in (references[0], daa[0], daa[-1]):  # each resolves only its own fit.yaml
