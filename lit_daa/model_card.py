@@ -26,7 +26,6 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
     pairs_seen = trainer.global_step * batch * trainer.accumulate_grad_batches * trainer.world_size
     reference = type(pl_module.reference).__name__
     reference_name = pl_module.reference_name or pl_module.policy_name
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     lines = [
         "---",
         "library_name: transformers",
@@ -42,6 +41,15 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
         f"- progress: {trainer.global_step} optimizer steps, {pairs_seen} pairs seen (epoch {trainer.current_epoch})",
         f"- lit-daa {getattr(lit_daa, '__version__', '?')}",
         "",
+        *card_tail(trainer),
+    ]
+    return "\n".join(lines)
+
+
+def card_tail(trainer: Trainer) -> list[str]:
+    """The lines every model card ends with: the validation metrics at export and the command that made it."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    return [
         "## Validation metrics at export",
         "",
         *([f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())] or ["- none logged yet"]),
@@ -53,7 +61,6 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _command(trainer: Trainer) -> str:

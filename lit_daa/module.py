@@ -18,6 +18,7 @@ from lit_daa.errors import InputError
 from lit_daa.metrics import preference_metrics
 from lit_daa.models import DTYPES, load_causal_lm, load_tokenizer, resolve_model
 from lit_daa.objectives import DPO, Objective
+from lit_daa.pair_steps import PairMetricSteps
 from lit_daa.quantization import FourBit, require_bitsandbytes
 from lit_daa.reference import Reference, choose_reference
 from lit_daa.reference_cache import describe, fill_reference_cache
@@ -29,7 +30,7 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; raised before the optimizer step so no bad weights are saved."""
 
 
-class DAAModule(LightningModule):
+class DAAModule(PairMetricSteps, LightningModule):
     """Train a policy with a Direct Alignment Algorithm against a frozen reference.
 
     The policy and the reference are built in `configure_model` (idempotent), where Lightning's strategies expect
@@ -57,6 +58,8 @@ class DAAModule(LightningModule):
         disable_dropout: set every dropout probability of the policy to 0 (as the DPO reference code and TRL do),
             so the log-probs of chosen and rejected are not perturbed differently within one forward.
     """
+
+    progress_metric = "rewards/accuracies"
 
     def __init__(
         self,
@@ -223,20 +226,8 @@ class DAAModule(LightningModule):
     def on_train_epoch_end(self) -> None:
         self.train_metrics.reset()
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        values = self._score(batch).metric_values()
-        name = self.val_names[dataloader_idx] if dataloader_idx < len(self.val_names) else ""
-        metrics = self.extra_val_metrics[name] if name else self.val_metrics
-        metrics.update(**values)
-        b = values["losses"].shape[0]
-        self.log_dict(metrics, on_epoch=True, batch_size=b, add_dataloader_idx=False)
-        if not name:
-            self.log("val/acc", metrics["rewards/accuracies"], prog_bar=True, logger=False, add_dataloader_idx=False)
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        values = self._score(batch).metric_values()
-        self.test_metrics.update(**values)
-        self.log_dict(self.test_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
+    def pair_metric_values(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self._score(batch).metric_values()
 
     def configure_optimizers(self) -> Any:
         assert self.policy is not None, "configure_model() builds the models"

@@ -35,6 +35,7 @@ from lit_daa.evaluation.inference import inference, model_device
 from lit_daa.layouts.masks import attention_mask
 from lit_daa.metrics import PairMean
 from lit_daa.models import DTYPES, load_tokenizer, resolve_model
+from lit_daa.pair_steps import PairMetricSteps
 
 
 def load_reward_model(
@@ -167,7 +168,7 @@ def reward_metrics(prefix: str) -> MetricCollection:
     )
 
 
-class RewardModule(LightningModule):
+class RewardModule(PairMetricSteps, LightningModule):
     """Train a Bradley-Terry reward model on preference pairs (see the module docstring).
 
     Selected in a fit config with `model: {class_path: lit_daa.reward_model.RewardModule, init_args: {...}}`;
@@ -183,6 +184,8 @@ class RewardModule(LightningModule):
             need sdpa or flex_attention).
         disable_dropout: set every dropout probability to 0.
     """
+
+    progress_metric = "rm_accuracy"
 
     def __init__(
         self,
@@ -268,20 +271,8 @@ class RewardModule(LightningModule):
     def on_train_epoch_end(self) -> None:
         self.train_metrics.reset()
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        values = self.pair_values(batch)
-        name = self.val_names[dataloader_idx] if dataloader_idx < len(self.val_names) else ""
-        metrics = self.extra_val_metrics[name] if name else self.val_metrics
-        metrics.update(**values)
-        b = values["losses"].shape[0]
-        self.log_dict(metrics, on_epoch=True, batch_size=b, add_dataloader_idx=False)
-        if not name:
-            self.log("val/acc", metrics["rm_accuracy"], prog_bar=True, logger=False, add_dataloader_idx=False)
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        values = self.pair_values(batch)
-        self.test_metrics.update(**values)
-        self.log_dict(self.test_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
+    def pair_metric_values(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.pair_values(batch)
 
     def configure_optimizers(self) -> Any:
         assert self.policy is not None, "configure_model() builds the model"
@@ -293,9 +284,8 @@ class RewardModule(LightningModule):
 
     def hf_model_card(self, trainer: Trainer) -> str:
         """The README.md of the export (`lit_daa.model_card.write_model_card` asks the module for it)."""
-        from lit_daa.model_card import _command
+        from lit_daa.model_card import card_tail
 
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         datamodule = trainer.datamodule
         source = getattr(datamodule, "source", None)
         train = getattr(datamodule, "train_dataset", None)
@@ -312,15 +302,6 @@ class RewardModule(LightningModule):
             f"{len(train) if train is not None else '?'} training pairs",
             f"- progress: {trainer.global_step} optimizer steps (epoch {trainer.current_epoch})",
             "",
-            "## Validation metrics at export",
-            "",
-            *([f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())] or ["- none logged yet"]),
-            "",
-            "## How it was made",
-            "",
-            "```",
-            _command(trainer),
-            "```",
-            "",
+            *card_tail(trainer),
         ]
         return "\n".join(lines)
