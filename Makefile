@@ -54,9 +54,10 @@ LAB_SEEDS := 0 1 2 3 4 5 6 7
 lab: setup
 	$(BIN)/lit-daa toy-mdp --reference-rejected-mass 0.9 --pairs 2 --seeds $(SEEDS12) --out docs/lab/toy_mdp
 	OMP_NUM_THREADS=1 $(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml
-	$(MAKE) lab-rlhf RLHF_SIZES="tiny base large" RLHF_SEEDS="$(LAB_SEEDS)" RLHF_SFT_ROOT=runs/sweeps/lab/runs
+	$(MAKE) lab-rlhf RLHF_SIZES="tiny base large" RLHF_SEEDS="$(LAB_SEEDS)" RLHF_SFT_ROOT=runs/sweeps/lab/runs \
+		RLHF_OUT=runs/sweeps/lab/rlhf
 	cp runs/sweeps/lab/results.csv docs/lab/results.csv
-	mkdir -p docs/lab/best_of_n && cp runs/rlhf/bon-*.csv docs/lab/best_of_n/
+	mkdir -p docs/lab/best_of_n && cp runs/sweeps/lab/rlhf/bon-*.csv docs/lab/best_of_n/
 	$(BIN)/lit-daa analyze docs/lab/results.csv --out docs/lab --toy-mdp docs/lab/toy_mdp/summary.csv \
 		--best-of-n docs/lab/best_of_n/*.csv
 	$(BIN)/lit-daa sweep --config configs/sweeps/lab.yaml --excerpt tiny-DPO-beta0.01-s0 > docs/lab/samples.md
@@ -65,12 +66,13 @@ lab: setup
 # The classic-RLHF arm beside the lab's DAAs: per size and seed, a Bradley-Terry reward model on that seed's
 # preference draw (from that seed's SFT model), then best-of-n on it and on gold from one pool of N samples per prompt,
 # judged like the lab's checkpoints. SFT models: the sweep's per-seed references under RLHF_SFT_ROOT
-# (RUN = SIZE-sft-sSEED) when given, else one trained here per size. Writes runs/rlhf/bon-SIZE-sSEED.csv;
+# (RUN = SIZE-sft-sSEED) when given, else one trained here per size. Writes RLHF_OUT/bon-SIZE-sSEED.csv;
 # `lit-daa analyze --best-of-n` reads them. Each step is skipped when its output exists (resumable).
 RLHF_SIZES ?= tiny
 RLHF_SEEDS ?= 0 1 2
 RLHF_N ?= 64
 RLHF_SFT_ROOT ?=
+RLHF_OUT ?= runs/rlhf
 RLHF_EVAL := --world.min_length 2 --world.max_length 8 --world.human_on_topic 0.6 --world.human_off_topic 0.1 \
 	--judge lit_daa.evaluation.GoldRewardJudge --judge.relevance_weight 1.0 --judge.length_weight 1.0 \
 	--judge.target_length 8 --judge.overlength_weight 2.0 --prompts_seed 12345 --num_prompts 512 \
@@ -79,17 +81,17 @@ lab-rlhf: setup
 	for size in $(RLHF_SIZES); do \
 	  for seed in $(RLHF_SEEDS); do \
 	    if [ -n "$(RLHF_SFT_ROOT)" ]; then sft=$(RLHF_SFT_ROOT)/$$size-sft-s$$seed/hf_policy; else \
-	      sft=runs/rlhf/$$size-sft/hf_policy; \
+	      sft=$(RLHF_OUT)/$$size-sft/hf_policy; \
 	      test -d $$sft || OMP_NUM_THREADS=1 $(BIN)/lit-daa fit --config configs/lab/sft.yaml \
-	        --model.policy embedded:neox-$$size --trainer.default_root_dir runs/rlhf/$$size-sft \
-	        --trainer.logger.init_args.save_dir runs/rlhf/$$size-sft --export.enabled=true || exit 1; \
+	        --model.policy embedded:neox-$$size --trainer.default_root_dir $(RLHF_OUT)/$$size-sft \
+	        --trainer.logger.init_args.save_dir $(RLHF_OUT)/$$size-sft --export.enabled=true || exit 1; \
 	    fi; \
-	    test -d runs/rlhf/rm-$$size-s$$seed/hf_reward_model || OMP_NUM_THREADS=1 $(BIN)/lit-daa fit \
+	    test -d $(RLHF_OUT)/rm-$$size-s$$seed/hf_reward_model || OMP_NUM_THREADS=1 $(BIN)/lit-daa fit \
 	      --config configs/lab/reward_model.yaml --model.init_args.policy $$sft \
-	      --trainer.default_root_dir runs/rlhf/rm-$$size-s$$seed --trainer.logger.init_args.save_dir \
-	      runs/rlhf/rm-$$size-s$$seed --seed_everything $$seed --data.source.init_args.seed $$seed || exit 1; \
-	    test -f runs/rlhf/bon-$$size-s$$seed.csv || OMP_NUM_THREADS=1 $(BIN)/lit-daa best-of-n \
-	      --policy $$sft --reward_model runs/rlhf/rm-$$size-s$$seed/hf_reward_model \
-	      --n $(RLHF_N) --seed $$seed --model_name $$size --out runs/rlhf/bon-$$size-s$$seed.csv $(RLHF_EVAL) || exit 1; \
+	      --trainer.default_root_dir $(RLHF_OUT)/rm-$$size-s$$seed --trainer.logger.init_args.save_dir \
+	      $(RLHF_OUT)/rm-$$size-s$$seed --seed_everything $$seed --data.source.init_args.seed $$seed || exit 1; \
+	    test -f $(RLHF_OUT)/bon-$$size-s$$seed.csv || OMP_NUM_THREADS=1 $(BIN)/lit-daa best-of-n \
+	      --policy $$sft --reward_model $(RLHF_OUT)/rm-$$size-s$$seed/hf_reward_model \
+	      --n $(RLHF_N) --seed $$seed --model_name $$size --out $(RLHF_OUT)/bon-$$size-s$$seed.csv $(RLHF_EVAL) || exit 1; \
 	  done; \
 	done
