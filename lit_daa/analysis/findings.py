@@ -41,8 +41,8 @@ RULES = {
     "1": "Units: the (objective, size) cells. Per seed, cross-fitted (the peak and the 3 highest-KL points beyond it "
     "chosen on the other seeds' means, the SFT point at d = 0 a candidate peak): rise = win rate at the peak minus "
     "SFT, drop = win rate at the peak minus the mean of those points (0 when none lies beyond the peak). A cell "
-    "agrees when both t intervals are above 0; contradicts when either is below 0 or the drop's lies below 1 pp. "
-    + _VERDICT,
+    "agrees when both t intervals are above 0; contradicts when the rise's lies at or below 0 (the SFT model is the "
+    "best point) or the drop's below 1 pp. " + _VERDICT,
     "fit": "Units: the cells. Per seed, r = RMSE(log form) / RMSE(quadratic form), both fitted as gains over that "
     "seed's SFT win rate to its checkpoints; the interval is the t interval of mean log r, exponentiated. The "
     "paper says about half: a cell agrees when the interval is below 1 and reaches 0.5 (lower end <= 0.5); "
@@ -141,7 +141,8 @@ class FindingsBuilder:
             return Reading.UNDECIDED, rise, drop
         if rise.above and drop.above:
             return Reading.AGREES, rise, drop
-        if rise.below or directional(drop, SMALLEST_DROP) == Reading.CONTRADICTS:
+        # a rise at or below 0 throughout: the SFT model itself is the best point (it degrades at once)
+        if rise.high <= 0 or directional(drop, SMALLEST_DROP) == Reading.CONTRADICTS:
             return Reading.CONTRADICTS, rise, drop
         return Reading.UNDECIDED, rise, drop
 
@@ -384,8 +385,8 @@ class FindingsBuilder:
     # -- finding 5: length --------------------------------------------------------------------------------------
     def length(self) -> dict:
         results, out, readings = self.results, [], []
-        if results.has("length_r2") and len(results.models) >= 2:
-            for objective in results.objectives:
+        if results.has("length_r2"):
+            for objective in results.objectives if len(results.models) >= 2 else []:
                 present = [m for m in results.models if self._has(objective, m)]
                 if len(present) < 2:
                     continue
