@@ -41,6 +41,16 @@ def _config(tmp_path: Path, **extra: object) -> SweepConfig:
     )
 
 
+# a tiny fit for the end-to-end sweeps below: 32 pairs, 16 held out
+SMALL_FIT = {
+    "data.source.init_args.num_train": 32,
+    "data.source.init_args.num_val": 16,
+    "data.batch_size": 8,
+    "data.eval_batch_size": 16,
+    "trainer.enable_progress_bar": False,
+}
+
+
 def test_seeds_variants_and_sizes_expand_into_named_runs(tmp_path: Path) -> None:
     runs = expand(_config(tmp_path, seeds=[0, 1]))
     ids = [run.run_id for run in runs]
@@ -190,13 +200,6 @@ def test_controls_run_in_a_tiny_configuration(tmp_path: Path) -> None:
     """The lab's ablation and control (R-DPO at an alpha that shortens answers, a quarter of the pairs for 4 epochs),
     2 seeds, 2 workers, on a given reference: each writes rows with its variant and seed, gold terms, the cut share
     and the out-of-data mass; the data-quantity control takes as many optimiser steps as the full data."""
-    small = {
-        "data.source.init_args.num_train": 32,
-        "data.source.init_args.num_val": 16,
-        "data.batch_size": 8,
-        "data.eval_batch_size": 16,
-        "trainer.enable_progress_bar": False,
-    }
     betas = [0.1]
     lab = yaml.safe_load((ROOT / "configs" / "sweeps" / "lab.yaml").read_text())
     controls = [o for o in lab["objectives"] if o.get("variant")]
@@ -210,7 +213,7 @@ def test_controls_run_in_a_tiny_configuration(tmp_path: Path) -> None:
         "out_dir": str(tmp_path / "out"),
         "workers": 2,
         "seeds": [0, 1],
-        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": small},
+        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": SMALL_FIT},
         "models": [{"name": "tiny", "reference": "embedded:neox-tiny"}],
         "objectives": controls,
         "fractions": [0.5, 1.0],
@@ -239,25 +242,18 @@ def test_controls_run_in_a_tiny_configuration(tmp_path: Path) -> None:
 def test_sft_per_seed_end_to_end(tmp_path: Path) -> None:
     """Two seeds, each with its own SFT reference (data draw, order) and the DAA run of that seed on top of it: the
     table has an SFT row per seed, schema-valid."""
-    small = {
-        "data.source.init_args.num_train": 32,
-        "data.source.init_args.num_val": 16,
-        "data.batch_size": 8,
-        "data.eval_batch_size": 16,
-        "trainer.enable_progress_bar": False,
-    }
     lab = yaml.safe_load((ROOT / "configs" / "sweeps" / "lab.yaml").read_text())
     config = {
         "out_dir": str(tmp_path / "out"),
         "seeds": [0, 1],
         "sft_per_seed": True,
-        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": small},
+        "fit": {"configs": [str(ROOT / "configs" / "lab" / "daa.yaml")], "overrides": SMALL_FIT},
         "models": [
             {
                 "name": "tiny",
                 "sft": {
                     "configs": [str(ROOT / "configs" / "lab" / "sft.yaml")],
-                    "overrides": {**small, "trainer.max_epochs": 1, "model.policy": "embedded:neox-tiny"},
+                    "overrides": {**SMALL_FIT, "trainer.max_epochs": 1, "model.policy": "embedded:neox-tiny"},
                 },
             }
         ],

@@ -90,10 +90,6 @@ class Findings:
     details: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _readings_row(readings: list[Reading]) -> str:
-    return tally(readings)
-
-
 class FindingsBuilder:
     """Measures every finding of a results table.
 
@@ -173,12 +169,12 @@ class FindingsBuilder:
         if not table.empty and table["drop_low"].notna().any():
             worst = table.loc[table["drop_low"].idxmin()]
             here = (
-                f"{_readings_row(readings)}; cross-fitted drops {100 * table['drop'].min():.1f} to "
+                f"{tally(readings)}; cross-fitted drops {100 * table['drop'].min():.1f} to "
                 f"{100 * table['drop'].max():.1f} pp, smallest lower end {100 * worst['drop_low']:.1f} pp "
                 f"({worst['objective']}/{worst['model']})"
             )
         elif not table.empty:
-            here = f"{_readings_row(readings)}; fewer than 2 seeds per cell: no cross-fitted drop, no interval"
+            here = f"{tally(readings)}; fewer than 2 seeds per cell: no cross-fitted drop, no interval"
         return self._row(
             "1. Win rate vs sqrt(KL) is hump-shaped for every objective and size",
             "hump everywhere",
@@ -207,7 +203,7 @@ class FindingsBuilder:
         table = pd.DataFrame(out)
         self.details["fit_form"] = table
         here = (
-            f"{_readings_row(readings)}; log/quadratic RMSE ratio (geometric mean over seeds) "
+            f"{tally(readings)}; log/quadratic RMSE ratio (geometric mean over seeds) "
             + ", ".join(f"{r.objective}/{r.model} {r.rmse_ratio:.2f}" for r in table.itertuples())
             if not table.empty
             else "no cells"
@@ -265,7 +261,7 @@ class FindingsBuilder:
         if not table.empty:
             positions = table["best_fraction"].round(2).value_counts().sort_index()
             here = (
-                f"{_readings_row(readings)}; best checkpoint at "
+                f"{tally(readings)}; best checkpoint at "
                 + ", ".join(f"{f:.0%} in {n} cells" for f, n in positions.items())
                 + f"; earliest checkpoint evaluated {table['first_fraction'].min():.0%}"
             )
@@ -316,7 +312,7 @@ class FindingsBuilder:
                     f"drop {100 * r.difference:+.1f} [{100 * r.difference_low:+.1f}, {100 * r.difference_high:+.1f}] pp"
                 )
             parts.append(f"{r.objective} {r.smaller}/{r.larger} {text}")
-        here = f"{_readings_row(readings)}; " + "; ".join(parts)
+        here = f"{tally(readings)}; " + "; ".join(parts)
         return self._row(
             "3. Smaller models reach more KL at equal beta and degrade more",
             "small: far more KL, degrades at once; large degrades least",
@@ -372,7 +368,7 @@ class FindingsBuilder:
             summary("drop(DPO) - drop(SLiC), 90%", 100, " pp"),
             summary("log KL(DPO) - log KL(SLiC), 90%", 1, "x", log=True),
         ]
-        here = f"{_readings_row(readings)}; " + "; ".join(p for p in parts if p)
+        here = f"{tally(readings)}; " + "; ".join(p for p in parts if p)
         return self._row(
             "4. IPO reaches less KL at equal beta and over-optimises less; DPO and SLiC alike",
             "IPO less KL, less over-optimisation; DPO ~ SLiC",
@@ -457,7 +453,7 @@ class FindingsBuilder:
                 parts.append(
                     f"{unit}: {', '.join(f'{n} {k}' for k, n in counts.items())}, mean {part.value.mean():.2f}"
                 )
-        here = f"{_readings_row(readings)}; " + "; ".join(parts)
+        here = f"{tally(readings)}; " + "; ".join(parts)
         return self._row(
             "5. R-DPO keeps the hump; implicit reward leans on length more for small models and "
             "limited KL budgets (large beta)",
@@ -494,7 +490,7 @@ class FindingsBuilder:
                 )
         table = pd.DataFrame(out)
         self.details["proxies"] = table
-        here = f"{_readings_row(readings)}; r(win rate, metric) " + ", ".join(
+        here = f"{tally(readings)}; r(win rate, metric) " + ", ".join(
             f"{r.model}/{r.metric.removeprefix('val_')} {r.r95:.2f} [{r.r95_low:.2f}, {r.r95_high:.2f}]"
             for r in table.itertuples()
         )
@@ -512,7 +508,7 @@ class FindingsBuilder:
         if not self.results.has("chosen_logratio", "forward_kl"):
             return self._row("7. Eq. 7", "", "no forward KL", [], "7", "")
         # one slope per seed over every main-grid checkpoint of that seed (not a mean of per-cell slopes)
-        slopes = _eq7_slopes(self.results)
+        slopes = st.eq7_slopes(self.results)
         positive = t_interval(slopes)
         sign = directional(positive)
         magnitude, narrow, wide = equivalent(slopes, *EQ7_MARGIN)
@@ -527,7 +523,7 @@ class FindingsBuilder:
                 }
             ]
         )
-        here = f"{_readings_row(readings)}; slope {wide.text(2)} (90%: [{narrow.low:.2f}, {narrow.high:.2f}])"
+        here = f"{tally(readings)}; slope {wide.text(2)} (90%: [{narrow.low:.2f}, {narrow.high:.2f}])"
         return self._row(
             "7. Mean log-ratio of chosen answers is about -KL(pi_ref || pi) (Eq. 7)",
             "slope 1",
@@ -563,7 +559,7 @@ class FindingsBuilder:
         by_beta = table.groupby("beta")["reading"].agg(
             lambda r: ", ".join(f"{n} {k}" for k, n in r.value_counts().items())
         )
-        here = f"{_readings_row(readings)}; by beta: " + "; ".join(f"{b:g}: {r}" for b, r in by_beta.items())
+        here = f"{tally(readings)}; by beta: " + "; ".join(f"{b:g}: {r}" for b, r in by_beta.items())
         return self._row(
             "8. Toy MDP, tabular policy: DAAs move mass out of the data",
             "in-data mass falls",
@@ -587,8 +583,7 @@ class FindingsBuilder:
             gold = group[group["selector"] == "gold"]
             if proxy.empty:
                 continue
-            per_seed = _bon_drop(proxy)
-            drop = t_interval(per_seed["drop"])
+            drop = t_interval(st.best_of_n_drop(proxy))
             reading = directional(drop, SMALLEST_DROP)
             readings.append(reading)
             curve = proxy.groupby("n")[["sqrt_kl", "win_rate"]].mean()
@@ -629,7 +624,7 @@ class FindingsBuilder:
             )
         table = pd.DataFrame(out)
         self.details["best_of_n"] = table
-        here = f"{_readings_row(readings)}; " + "; ".join(
+        here = f"{tally(readings)}; " + "; ".join(
             f"{r.model}: proxy best-of-n peaks at n = {r.best_n} (sqrt KL {r.peak_sqrt_kl:.2f}, win rate "
             f"{r.peak_win_rate:.3f}), drop to n = {r.max_n} {100 * r.drop:+.1f} [{100 * r.drop_low:+.1f}, "
             f"{100 * r.drop_high:+.1f}] pp; Gao form d(a - b d) peaks at sqrt KL {r.gao_peak_sqrt_kl:.2f}; gold "
@@ -753,33 +748,6 @@ def _best_fraction(c: st.Cell, beta: float) -> float:
     with np.errstate(all="ignore"):
         wm = np.nanmean(c["win_rate"][:, run], axis=0)
     return float(c.fractions[run][int(np.nanargmax(wm))]) if np.isfinite(wm).any() else math.nan
-
-
-def _eq7_slopes(results: Results) -> pd.Series:
-    """Per seed: the slope of chosen_logratio on -forward_kl over every main-grid checkpoint of that seed."""
-    frame = results.policy[["seed", "chosen_logratio", "forward_kl"]].dropna()
-    out = {}
-    for seed, group in frame.groupby("seed"):
-        x, y = -group["forward_kl"].to_numpy(float), group["chosen_logratio"].to_numpy(float)
-        out[seed] = float(np.polyfit(x, y, 1)[0]) if len(x) >= 3 and x.std() > 0 else math.nan
-    return pd.Series(out, dtype=float)
-
-
-def _bon_drop(proxy: pd.DataFrame) -> pd.DataFrame:
-    """Per seed of one size's proxy best-of-n curve: the win rate at the best n chosen on the other seeds' mean
-    curve, minus the win rate at the largest n."""
-    table = proxy.pivot_table(index="seed", columns="n", values="win_rate", aggfunc="mean").sort_index(axis=1)
-    w = table.to_numpy(float)
-    out = []
-    for s in range(len(table)):
-        if len(table) < 2:
-            out.append(math.nan)
-            continue
-        with np.errstate(all="ignore"):
-            others = np.nanmean(np.delete(w, s, axis=0), axis=0)
-        best = int(np.nanargmax(others))
-        out.append(w[s, best] - w[s, -1])
-    return pd.DataFrame({"drop": out}, index=table.index)
 
 
 __all__ = ["RULES", "Findings", "FindingsBuilder"]

@@ -26,7 +26,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,6 @@ class Cell:
     fractions: np.ndarray
     values: dict[str, np.ndarray]
     sft: np.ndarray
-    extra: dict = field(default_factory=dict)
 
     def __getitem__(self, column: str) -> np.ndarray:
         return self.values.get(column, np.full((len(self.seeds), len(self.betas)), np.nan))
@@ -245,6 +244,27 @@ def describe(c: Cell) -> dict:
     }
 
 
+def crossfit_best(w: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Per seed s of an (S, P) array: the column among `candidates` (indices into P) with the highest mean over the
+    OTHER seeds, so seed s is read at a point it did not choose; -1 where no candidate has a finite mean or S < 2.
+    Shape (S,)."""
+    best = np.full(w.shape[0], -1, dtype=int)
+    if w.shape[0] < 2:
+        return best
+    for s in range(w.shape[0]):
+        wm = _others_mean(w, s)
+        finite = candidates[np.isfinite(wm[candidates])]
+        if finite.size:
+            best[s] = finite[int(np.argmax(wm[finite]))]
+    return best
+
+
+def _read_minus(w: np.ndarray, best: np.ndarray, end: int) -> np.ndarray:
+    """Per seed: w[s, best[s]] - w[s, end], NaN where `best` is -1; shape (S,)."""
+    rows = np.arange(w.shape[0])
+    return np.where(best >= 0, w[rows, np.maximum(best, 0)] - w[:, end], np.nan)
+
+
 def intra_epoch(c: Cell, beta: float) -> pd.DataFrame:
     """At one beta, per seed: `drop` = the cross-fitted best checkpoint inside the epoch minus the end of the epoch,
     and `best_fraction`, the epoch fraction chosen (on the other seeds)."""
@@ -252,19 +272,20 @@ def intra_epoch(c: Cell, beta: float) -> pd.DataFrame:
     fractions = c.fractions[run]
     w = c["win_rate"][:, run]
     inside, end = np.flatnonzero(fractions < FINAL), np.flatnonzero(fractions >= FINAL)
-    out = []
-    for s in range(len(c.seeds)):
-        if len(c.seeds) < 2 or inside.size == 0 or end.size == 0:
-            out.append((math.nan, math.nan))
-            continue
-        wm = _others_mean(w, s)
-        candidates = inside[np.isfinite(wm[inside])]
-        if candidates.size == 0:
-            out.append((math.nan, math.nan))
-            continue
-        best = candidates[int(np.argmax(wm[candidates]))]
-        out.append((w[s, best] - w[s, end[-1]], fractions[best]))
-    return pd.DataFrame(out, columns=["drop", "best_fraction"], index=c.seeds)
+    if inside.size == 0 or end.size == 0:
+        return pd.DataFrame({"drop": np.nan, "best_fraction": np.nan}, index=c.seeds)
+    best = crossfit_best(w, inside)
+    chosen = np.where(best >= 0, fractions[np.maximum(best, 0)], np.nan)
+    return pd.DataFrame({"drop": _read_minus(w, best, end[-1]), "best_fraction": chosen}, index=c.seeds)
+
+
+def best_of_n_drop(proxy: pd.DataFrame) -> pd.Series:
+    """Per seed of one size's best-of-n curve (rows: seed, n, win_rate): the win rate at the n chosen on the other
+    seeds' mean curve, minus the win rate at the largest n."""
+    table = proxy.pivot_table(index="seed", columns="n", values="win_rate", aggfunc="mean").sort_index(axis=1)
+    w = table.to_numpy(float)
+    best = crossfit_best(w, np.arange(w.shape[1]))
+    return pd.Series(_read_minus(w, best, w.shape[1] - 1), index=table.index, dtype=float)
 
 
 def fit_ratio(c: Cell) -> pd.Series:
@@ -318,14 +339,6 @@ def column_mean(c: Cell, column: str) -> pd.Series:
         return c.series(np.nanmean(c[column], axis=1))
 
 
-def end_column(c: Cell, column: str, beta: float) -> pd.Series:
-    """Per seed: `column` at the end of the epoch at one beta."""
-    point = np.flatnonzero(np.isclose(c.betas, beta) & (c.fractions >= FINAL))
-    if point.size == 0:
-        return c.series(np.full(len(c.seeds), np.nan))
-    return c.series(c[column][:, point[-1]])
-
-
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho (average ranks for ties); NaN under 3 finite pairs or without spread."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -356,14 +369,15 @@ def within_r(c: Cell, column: str) -> pd.Series:
     return c.series([pearson(c["win_rate"][s], c[column][s]) for s in range(len(c.seeds))])
 
 
-def slope(c: Cell, y: str, x: str, sign: float = 1.0) -> pd.Series:
-    """Per seed: least-squares slope of `y` on sign * `x` over the seed's points."""
-    out = []
-    for s in range(len(c.seeds)):
-        xs, ys = sign * c[x][s], c[y][s]
-        keep = np.isfinite(xs) & np.isfinite(ys)
-        out.append(float(np.polyfit(xs[keep], ys[keep], 1)[0]) if keep.sum() >= 3 and xs[keep].std() > 0 else math.nan)
-    return c.series(out)
+def eq7_slopes(results: Results) -> pd.Series:
+    """Per seed: the least-squares slope of chosen_logratio on -forward_kl over every main-grid checkpoint of that
+    seed (Eq. 7 says 1)."""
+    frame = results.policy[["seed", "chosen_logratio", "forward_kl"]].dropna()
+    out = {}
+    for seed, group in frame.groupby("seed"):
+        x, y = -group["forward_kl"].to_numpy(float), group["chosen_logratio"].to_numpy(float)
+        out[seed] = float(np.polyfit(x, y, 1)[0]) if len(x) >= 3 and x.std() > 0 else math.nan
+    return pd.Series(out, dtype=float)
 
 
 def pooled(cells_: Sequence[Cell], function) -> pd.Series:  # noqa: ANN001 - Cell -> per-seed Series
@@ -386,14 +400,16 @@ __all__ = [
     "TOP_K",
     "Cell",
     "beta_orders_kl",
+    "best_of_n_drop",
     "beta_rho",
     "cell",
     "cells",
     "column_mean",
     "common_beta_log_kl_gap",
+    "crossfit_best",
     "describe",
-    "end_column",
     "end_log_kl",
+    "eq7_slopes",
     "fit_ratio",
     "hump",
     "intra_epoch",
@@ -401,7 +417,6 @@ __all__ = [
     "pooled",
     "rows",
     "sft_of",
-    "slope",
     "spearman",
     "within_r",
 ]
