@@ -8,15 +8,18 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_daa.callbacks import ExportPolicy, FinalReport
+from lit_daa.checkpoint_io import CheckpointWriteError, clear_checkpoint_folders, use_atomic_checkpoints
 from lit_daa.cli_config import settle_data_source, settle_output_root, settle_precision
 from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.errors import InputError
 from lit_daa.module import DAAModule, NonFiniteLossError
+from lit_daa.run_lock import hold_output_folder
 from lit_daa.strategies import check_strategy  # also registers --trainer.strategy fsdp2
 
 
@@ -45,6 +48,21 @@ class DAACLI(LightningCLI):
         settle_data_source(config.data, self.argv)
         settle_output_root(config.trainer, self.argv)
         settle_precision(config.trainer)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)  # a kill mid-save never truncates last.ckpt (lit_daa.checkpoint_io)
+        return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # A fit holds its output folder (lit_daa.run_lock) from before its first write to its end, error or not,
+        # and first clears what a killed fit left in its checkpoint folder, before Lightning looks for `last`.
+        if subcommand != "fit":
+            return super()._run_subcommand(subcommand)
+        with hold_output_folder(self.trainer) as holder:
+            if holder:
+                clear_checkpoint_folders(self.trainer)
+            super()._run_subcommand(subcommand)
 
 
 def trainer_defaults() -> dict:
@@ -146,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"lit-daa: error: {err}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, CheckpointWriteError) as err:
         print(f"lit-daa: error: {err}", file=sys.stderr)
         return 1
 

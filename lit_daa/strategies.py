@@ -7,8 +7,14 @@ data-parallel rank, whatever the nodes and devices per node; Lightning's own FSD
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
 
+from lit_daa.checkpoint_io import restore_checkpoint, staging_path, swap_in
 from lit_daa.errors import InputError
 from lit_daa.sharding import FSDP2Sharding
 
@@ -27,7 +33,8 @@ class FSDP2Strategy(ModelParallelStrategy):
         block_class: class name of the transformer block; None: from the model's `_no_split_modules`.
         save_distributed_checkpoint: each rank writes its shard (a folder `last.ckpt/`); False gathers one file on
             rank 0. Either resumes at the same world size; a distributed checkpoint also reshards to another one
-            at an epoch boundary.
+            at an epoch boundary. A distributed checkpoint is written into a staging folder beside its path and
+            swapped in once every rank is done, so the last complete one survives a kill during the write.
         process_group_backend: None: nccl on CUDA, gloo on CPU.
     """
 
@@ -67,6 +74,33 @@ class FSDP2Strategy(ModelParallelStrategy):
         # would make each node one data-parallel rank and split within nodes by tensor parallelism).
         self._data_parallel_size = self.num_nodes * self.num_processes
         super().setup_environment()
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath: _PATH, storage_options: Any | None = None) -> None:
+        """Write a sharded checkpoint beside `filepath` and swap it in only once every rank has written its shard.
+
+        Lightning writes the new shards into the existing folder in place, so a kill mid-save leaves a mix of two
+        checkpoints; here the old one stays whole until the new one is (see `lit_daa.checkpoint_io.swap_in`).
+        """
+        if not self._save_distributed_checkpoint:
+            return super().save_checkpoint(checkpoint, filepath, storage_options)  # one file, via the CheckpointIO
+        path = Path(self.broadcast(filepath))
+        staging = staging_path(path)
+        if self.global_rank == 0 and staging.exists():
+            shutil.rmtree(staging)  # left by a save that was killed
+        self.barrier("lit_daa.staging_cleared")
+        super().save_checkpoint(checkpoint, staging, storage_options)
+        self.barrier("lit_daa.staging_written")  # every rank's shard is on disk, and rank 0's trainer state
+        if self.global_rank == 0:
+            swap_in(staging, path)
+        self.barrier("lit_daa.checkpoint_swapped")
+
+    def load_checkpoint(self, checkpoint_path: _PATH, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's load, after putting back a checkpoint that a save killed between its two renames set aside."""
+        path = Path(self.broadcast(checkpoint_path))
+        if self.global_rank == 0:
+            restore_checkpoint(path)
+        self.barrier("lit_daa.checkpoint_restored")
+        return super().load_checkpoint(path, weights_only)
 
 
 if "fsdp2" not in StrategyRegistry:
