@@ -56,6 +56,24 @@ class ValidationKL(Callback):
         self.temperature = temperature
         self.metric = SequenceKL()
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Refuse, before the reference cache is filled and before the first step, a run whose reference holds no
+        model: the samples could not be scored, and the run would stop at its first validation."""
+        # Read by name: the callback works with any LightningModule and must not import the DAA module above it.
+        if getattr(pl_module, "cached_reference", False):
+            raise InputError(
+                "ValidationKL scores the policy's samples under the reference, and with model.cached_reference true "
+                "the reference holds no model to score new samples with (only each pair's log-probs), so drop one of "
+                "them (--model.cached_reference false, or ValidationKL from trainer.callbacks)"
+            )
+        objective = getattr(pl_module, "objective", None)
+        if objective is not None and not getattr(objective, "requires_reference", True):
+            raise InputError(
+                f"ValidationKL scores the policy's samples under the reference, and the objective "
+                f"{type(objective).__name__} uses none, so the run holds no model to score new samples with; remove "
+                "ValidationKL from trainer.callbacks (or train an objective with a reference)"
+            )
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return

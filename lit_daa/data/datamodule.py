@@ -22,7 +22,13 @@ from lit_daa.data.eval_shards import EvalShardSampler, padded_for_ranks
 from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
 from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
-from lit_daa.data.tokenize import REFERENCE_COLUMNS, PairEncoder, TruncationRule, encode_pairs
+from lit_daa.data.tokenize import (
+    REFERENCE_COLUMNS,
+    PairEncoder,
+    TruncationRule,
+    check_reference_columns,
+    encode_pairs,
+)
 from lit_daa.errors import InputError
 from lit_daa.layouts import Layout, SharedPrompt
 from lit_daa.models import load_tokenizer
@@ -209,6 +215,7 @@ class PreferenceDataModule(LightningDataModule):
         else:
             schema = self.schema
             check_columns(schema, raw.features, name)
+        check_reference_columns(raw.features, name)
         encoder = PairEncoder(schema, self.tokenizer, self.rule)
         encoded = encode_pairs(raw, encoder, desc=f"Tokenizing {name}")
         clean, report = settle_bad_rows(encoded, name, lambda i: source.row_label(split, i), self.skip_bad_rows)

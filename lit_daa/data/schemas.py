@@ -10,7 +10,7 @@ and the model is trained on prompt tokens followed by response tokens.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from datasets import Json, LargeList, List, Value
@@ -20,6 +20,12 @@ from lit_daa.data.bad_rows import BadRow
 from lit_daa.errors import InputError
 
 Triple = tuple[str, str, str]
+
+# The roles a message may have. Only "role" and "content" of a message reach the chat template, so tool messages
+# (which need the assistant's tool calls, dropped here) are refused rather than rendered without their context.
+ROLES = ("system", "user", "assistant")
+MESSAGE_KEYS = "a 'role' and a 'content' string"
+MESSAGE_LIST = "list<struct<role, content>> (a list of messages)"
 
 
 class Schema:
@@ -40,7 +46,13 @@ class Schema:
 
     def matches(self, features: Mapping[str, Any]) -> bool:
         """Whether a dataset with these column features has this layout (used by `detect_schema`)."""
-        return all(c in features for c in self.required_columns)
+        return all(c in features for c in self.required_columns) and self.type_problem(features) is None
+
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(column, the type it should have) for the first present column whose type cannot hold this layout's
+        values, or None when every present column fits. A whole column of the wrong type (e.g. a Parquet int64
+        column where text belongs) is a fault of the file, not of its rows, so it is refused before any row."""
+        return None
 
     def to_triple(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Triple:
         """(prompt, chosen, rejected) text of one row; raises `BadRow` naming the field at fault."""
@@ -67,8 +79,8 @@ class PromptChosenRejected(Schema):
     def fields(self) -> tuple[str, str, str]:
         return (self.prompt, self.chosen, self.rejected)
 
-    def matches(self, features: Mapping[str, Any]) -> bool:
-        return all(_is_text(features.get(c)) for c in self.required_columns)
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, self.required_columns, _is_text, "string")
 
     def to_triple(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Triple:
         return (
@@ -105,8 +117,8 @@ class Conversational(Schema):
     def describe(self) -> str:
         return f"conversational {self.chosen}/{self.rejected} message lists"
 
-    def matches(self, features: Mapping[str, Any]) -> bool:
-        return all(_is_message_list(features.get(c)) for c in self.required_columns)
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, self.required_columns, _is_message_list, MESSAGE_LIST)
 
     def to_triple(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Triple:
         chosen_context, chosen = self._split_reply(row.get(self.chosen), self.chosen)
@@ -162,8 +174,8 @@ class HHRLHF(Schema):
     def describe(self) -> str:
         return f"HH-RLHF {self.chosen}/{self.rejected} dialogues"
 
-    def matches(self, features: Mapping[str, Any]) -> bool:
-        return all(_is_text(features.get(c)) for c in self.required_columns)
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, self.required_columns, _is_text, "string")
 
     def to_triple(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Triple:
         chosen_prompt, chosen = self._split(row.get(self.chosen), self.chosen)
@@ -238,18 +250,46 @@ def detect_schema(features: Mapping[str, Any], source: str = "the data") -> Sche
     options = ", ".join(s.describe() for s in DETECTABLE)
     missing = [c for c in closest.required_columns if c not in features]
     if not missing:
-        raise InputError(
-            f"{source} has the columns of {closest.describe()} but not their types ({_found(features)}); "
-            f"expected one of: {options}"
-        )
+        misfit = closest.type_problem(features)
+        assert misfit is not None, "a layout whose columns are all present and fit matches"
+        raise InputError(f"{_misfit_message(source, *misfit, features)} for {closest.describe()} data")
     raise InputError(f"{_missing_message(source, missing[0], features)}; expected one of: {options}")
 
 
 def check_columns(schema: Schema, features: Mapping[str, Any], source: str) -> None:
-    """Raise `InputError` if `source` lacks a column `schema` needs."""
+    """Raise `InputError` if `source` lacks a column `schema` needs, or has one of a type it cannot read."""
     for column in schema.required_columns:
         if column not in features:
             raise InputError(_missing_message(source, column, features))
+    misfit = schema.type_problem(features)
+    if misfit is not None:
+        raise InputError(f"{_misfit_message(source, *misfit, features)} for {schema.describe()} data")
+
+
+def _misfit_message(source: str, column: str, expected: str, features: Mapping[str, Any]) -> str:
+    return f"{source} column '{column}' has type {describe_feature(features[column])}, expected {expected}"
+
+
+def _first_misfit(
+    features: Mapping[str, Any], columns: tuple[str, ...], fits: Callable[[Any], bool], expected: str
+) -> tuple[str, str] | None:
+    for column in columns:
+        if column in features and not fits(features[column]):
+            return column, expected
+    return None
+
+
+def describe_feature(feature: Any) -> str:
+    """A column type as messages name it, in Arrow's words: "int64", "list<string>", "struct<role, content>"."""
+    if isinstance(feature, Value):
+        return {"large_string": "string"}.get(feature.dtype, feature.dtype)
+    if isinstance(feature, (List, LargeList)):
+        return f"list<{describe_feature(feature.feature)}>"
+    if isinstance(feature, Mapping):
+        return f"struct<{', '.join(feature)}>"
+    if isinstance(feature, Json):
+        return "mixed JSON values"
+    return type(feature).__name__
 
 
 def _missing_message(source: str, column: str, features: Mapping[str, Any]) -> str:
@@ -294,8 +334,14 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
         if not isinstance(message, Mapping):
             raise BadRow(f"{field}[{i}]", _wrong_type("a message dict with role and content", message))
         role, content = message.get("role"), message.get("content")
+        if role is None:
+            raise BadRow(f"{field}[{i}].role", f"missing value; every message needs {MESSAGE_KEYS}")
         if not isinstance(role, str):
             raise BadRow(f"{field}[{i}].role", _wrong_type("a string", role))
+        if role not in ROLES:
+            raise BadRow(f"{field}[{i}].role", f"unknown role '{role}'; roles accepted: {', '.join(ROLES)}")
+        if content is None:  # `datasets` reads a message without the key as None: the two are one fault
+            raise BadRow(f"{field}[{i}].content", f"missing value; every message needs {MESSAGE_KEYS}")
         if not isinstance(content, str):
             raise BadRow(f"{field}[{i}].content", _wrong_type("a string", content))
         messages.append({"role": role, "content": content})
@@ -312,4 +358,5 @@ def _is_text(feature: Any) -> bool:
 
 
 def _is_message_list(feature: Any) -> bool:
-    return isinstance(feature, (List, LargeList)) and isinstance(feature.feature, Mapping)
+    # List(Json): messages whose keys differ from row to row (e.g. one lacks "content"): let rows decide.
+    return isinstance(feature, (List, LargeList)) and isinstance(feature.feature, (Mapping, Json))

@@ -119,6 +119,8 @@ class FileSource(PreferenceSource):
         except Exception as err:  # datasets wraps parser errors in several types; all mean an unreadable file
             if suffix == ".json":
                 describe_json_structure(file, path)  # names the element at fault, when one is
+            if suffix == ".jsonl":
+                find_duplicate_key(file, path)  # Arrow's reader refuses a key given twice without naming the line
             raise InputError(f"{option} '{path}' could not be read as {builder} ({_first_line(err)})") from None
 
     def _load_folder(self, folder: Path, path: str, option: str, split: str, required: bool) -> Dataset | None:
@@ -204,6 +206,42 @@ def _check_line(line: str, number: int, name: str, lines: list[int]) -> None:
     if not isinstance(record, dict):
         raise InputError(f"{name} line {number} is a JSON {type(record).__name__}, not an object")
     lines.append(number)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """`json.loads` object hook: the object as a dict, or `_DuplicateKey` for a key it holds twice."""
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
+def find_duplicate_key(file: Path, name: str) -> None:
+    """Raise one sentence naming the first line of a JSONL file with a key given twice in one object.
+
+    Read only after loading failed (Arrow refuses such a line, while `json.loads` alone keeps the last value
+    silently), so the usual scan stays at plain `json.loads` speed.
+    """
+    with file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line, object_pairs_hook=_unique_keys)
+            except _DuplicateKey as duplicate:
+                raise InputError(
+                    f"{name} line {number} has the key '{duplicate.key}' twice in one object; keep one of them"
+                ) from None
 
 
 def describe_json_structure(file: Path, name: str) -> None:

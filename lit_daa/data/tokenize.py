@@ -13,16 +13,19 @@ whether anything was cut. `datasets` caches the map's output for file-backed dat
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, Json, List, Value
 from transformers import PreTrainedTokenizerBase
 
 from lit_daa.data.bad_rows import BadRow
-from lit_daa.data.schemas import Schema
+from lit_daa.data.schemas import Schema, describe_feature
 from lit_daa.errors import InputError
 
+# The user's own precomputed reference log-probs: both columns or neither (see `check_reference_columns`).
 REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 ENCODED_FEATURES = Features(
     {
@@ -34,6 +37,40 @@ ENCODED_FEATURES = Features(
         "truncated": Value("bool"),
     }
 )
+
+
+def check_reference_columns(features: Mapping[str, Any], source: str) -> None:
+    """Refuse a file that has one precomputed reference column without the other, or one of a non-number type.
+
+    Both are faults of the file (no row could be used as meant), so they stop loading even with `skip_bad_rows`;
+    the values themselves are checked per row by `reference_logp`.
+    """
+    present = [c for c in REFERENCE_COLUMNS if c in features]
+    if len(present) == 1:
+        other = next(c for c in REFERENCE_COLUMNS if c not in features)
+        raise InputError(
+            f"{source} has the column '{present[0]}' but not '{other}'; give both precomputed reference columns "
+            "(and they are used), or neither (and the reference model computes both)"
+        )
+    for column in present:
+        feature = features[column]
+        numeric = isinstance(feature, Value) and (feature.dtype.startswith(("int", "uint", "float")))
+        if not (numeric or isinstance(feature, Json)):  # Json: mixed types, rows decide
+            raise InputError(
+                f"{source} column '{column}' has type {describe_feature(feature)}, expected a number "
+                "(the reference model's summed log-probability of the response)"
+            )
+
+
+def reference_logp(value: Any, column: str) -> float:
+    """One row's precomputed reference log-prob as a float; `BadRow` for a missing, non-number or non-finite value."""
+    if value is None:
+        raise BadRow(column, "missing value; every row needs both precomputed reference log-probs")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRow(column, f"expected a number, found {type(value).__name__}")
+    if not math.isfinite(value):
+        raise BadRow(column, f"expected a finite number, found {value}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -87,25 +124,37 @@ class PairEncoder:
     Kept as a class with plain state so `datasets` can fingerprint it and reuse its cached output.
     """
 
+    # Part of the fingerprint: `datasets` hashes the instance's state, not the code, so a cached map made before
+    # a rule changed would otherwise be reused without the new checks. Raise it whenever what a row becomes changes.
+    RULES_VERSION = 2
+
     def __init__(self, schema: Schema, tokenizer: PreTrainedTokenizerBase, rule: TruncationRule) -> None:
         if tokenizer.eos_token_id is None:
             raise InputError("data.tokenizer has no EOS token, which every response must end with")
         self.schema, self.tokenizer, self.rule = schema, tokenizer, rule
+        self.rules_version = self.RULES_VERSION  # instance state, so the fingerprint sees it
 
     def __call__(self, batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         columns = list(batch)
+        with_reference = all(column in batch for column in REFERENCE_COLUMNS)  # the user's own reference log-probs
         texts: list[tuple[str, str, str]] = []
+        references: dict[str, list[float]] = {column: [] for column in REFERENCE_COLUMNS}
         problems: list[str] = []
         for i in range(len(indices)):
             try:
                 prompt, chosen, rejected = self.schema.to_triple({c: batch[c][i] for c in columns}, self.tokenizer)
                 if chosen == rejected:
                     raise BadRow(self.schema.fields[2], "the same text as the chosen response")
+                values = [reference_logp(batch[c][i], c) for c in REFERENCE_COLUMNS] if with_reference else []
                 texts.append((prompt, chosen, rejected))
                 problems.append("")
             except BadRow as bad:
                 texts.append(("", "", ""))  # a placeholder keeps the batch aligned; the row is flagged
                 problems.append(str(bad))
+                values = [0.0] * len(REFERENCE_COLUMNS) if with_reference else []
+            if with_reference:
+                for column, value in zip(REFERENCE_COLUMNS, values, strict=True):
+                    references[column].append(value)
         # One batched call per part: the fast tokenizers work much faster on lists.
         prompts, chosens, rejecteds = (self._ids([t[k] for t in texts]) for k in range(3))
         out: dict[str, list[Any]] = {k: [] for k in ENCODED_FEATURES}
@@ -122,9 +171,8 @@ class PairEncoder:
                     problems[i] = str(bad)
             for key, value in zip(ENCODED_FEATURES, (index, prompt, chosen, rejected, problems[i], cut), strict=True):
                 out[key].append(value)
-        if all(column in batch for column in REFERENCE_COLUMNS):  # the user's own precomputed reference log-probs
-            for column in REFERENCE_COLUMNS:
-                out[column] = [float(v) for v in batch[column]]
+        if with_reference:
+            out.update(references)
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
@@ -136,7 +184,8 @@ def encode_pairs(dataset: Dataset, encoder: PairEncoder, desc: str = "Tokenizing
 
     `index` is the row's 0-based position in `dataset` (its source split), kept through any later skipping
     or splitting, so a bad row and a batch row can always be traced back to the source. Columns
-    `ref_chosen_logps` and `ref_rejected_logps` (precomputed reference log-probs), when both are present, are kept.
+    `ref_chosen_logps` and `ref_rejected_logps` (precomputed reference log-probs), when both are present, are kept
+    (a row with a missing, non-number or non-finite value is a bad row).
     """
     features = ENCODED_FEATURES
     if all(column in dataset.column_names for column in REFERENCE_COLUMNS):
