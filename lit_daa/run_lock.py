@@ -177,6 +177,9 @@ def hold_output_folder(trainer: Trainer) -> Iterator[bool]:
     if not starts_the_run(trainer):
         yield False
         return
+    if "://" in str(trainer.default_root_dir):
+        yield True  # a remote folder (s3://...) has no exclusive create: not locked
+        return
     lock = RunLock(trainer.default_root_dir)
     lock.acquire()
     try:
