@@ -308,3 +308,98 @@ def test_openai_judge_refused_key_and_wrong_url(server: FakeChatServer, monkeypa
     wrong = OpenAIJudge(base_url=f"http://127.0.0.1:{port}/nope", api_key_env="TEST_JUDGE_KEY", retry_wait=0.0)
     with pytest.raises(InputError, match="404"):
         wrong.judge(*items()[:3])
+
+
+@pytest.mark.parametrize(
+    ("base_url", "refused"),
+    [
+        ("http://api.example.com/v1", "plain http to api.example.com"),
+        ("http://10.0.0.5:8000/v1", "plain http to 10.0.0.5"),
+        ("ftp://api.example.com/v1", "must be an https:// address"),
+        ("api.example.com/v1", "must be an https:// address"),
+        ("https://api.example.com/v1", None),
+        ("http://localhost:8000/v1", None),
+        ("http://127.0.0.1:8000/v1", None),
+        ("http://[::1]:8000/v1", None),
+    ],
+)
+def test_openai_judge_refuses_plain_http_to_other_hosts(base_url: str, refused: str | None) -> None:
+    if refused is None:
+        OpenAIJudge(base_url=base_url)
+        return
+    with pytest.raises(InputError, match=re.escape(refused)) as err:
+        OpenAIJudge(base_url=base_url)
+    assert f"judge base_url '{base_url}'" in str(err.value)
+
+
+class RecordingServer(ThreadingHTTPServer):
+    """Records the headers of every request; with `redirect_to`, answers each with that redirect status and
+    Location, else with a chat completion."""
+
+    def __init__(self, redirect_to: tuple[int, str] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), RecordingHandler)
+        self.redirect_to = redirect_to
+        self.headers_seen: list[dict[str, str]] = []
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    server: RecordingServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - urllib turns a redirected POST into a GET
+        self.server.headers_seen.append(dict(self.headers))
+        if self.server.redirect_to is not None:
+            status, location = self.server.redirect_to
+            self.send_response(status)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = json.dumps({"choices": [{"message": {"content": "Preferred: A"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.do_GET()
+
+
+@pytest.fixture()
+def serve() -> Iterator[list[RecordingServer]]:
+    """Start `RecordingServer`s in threads (append to the list); all are shut down afterwards."""
+    servers: list[RecordingServer] = []
+    yield servers
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _start(servers: list[RecordingServer], srv: RecordingServer) -> RecordingServer:
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    servers.append(srv)
+    return srv
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_openai_judge_never_sends_the_key_to_a_redirect_target(
+    status: int, serve: list[RecordingServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server A (127.0.0.1) redirects to server B addressed as localhost, another host name: B must not get the key
+    (urllib would re-send it there on a 301/302/303); the judge stops naming the redirect."""
+    monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
+    target = _start(serve, RecordingServer())
+    location = f"http://localhost:{target.server_address[1]}/v1/chat/completions"
+    origin = _start(serve, RecordingServer(redirect_to=(status, location)))
+    judge = OpenAIJudge(
+        base_url=f"http://127.0.0.1:{origin.server_address[1]}/v1", api_key_env="TEST_JUDGE_KEY", max_retries=0
+    )
+    with pytest.raises(InputError, match=rf"redirected \(HTTP {status}\) to {re.escape(location)}") as err:
+        judge.judge(*items()[:3])
+    assert KEY not in str(err.value)
+    assert origin.headers_seen and origin.headers_seen[0].get("Authorization") == f"Bearer {KEY}"  # the key was sent
+    assert not any("Authorization" in headers for headers in target.headers_seen)

@@ -55,19 +55,44 @@ def scaling_fits(results: Results) -> pd.DataFrame:
     )
 
 
+# What finding 8 reads from `lit-daa toy-mdp --seeds`'s summary.csv (lit_daa.toy_mdp.report.SUMMARY_FIELDS).
+TOY_COLUMNS = ("objective", "beta", "in_data_start", "in_data_change")
+BEST_OF_N_COLUMNS = ("model", "seed", "selector", "n", "sqrt_kl", "win_rate")
+
+
+def read_csv_option(path: Path, option: str, columns: tuple[str, ...], expected: str) -> pd.DataFrame:
+    """The CSV given to `option`, with at least `columns`; one sentence naming the file otherwise.
+
+    Args:
+        expected: what the option takes, for the hint (e.g. "the summary.csv of lit-daa toy-mdp --seeds").
+    """
+    if not path.is_file():
+        raise InputError(f"{option} {path} does not exist; give {expected}")
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as err:  # pandas' parser and empty-file errors are ValueErrors
+        raise InputError(f"{option} {path} cannot be read as CSV ({' '.join(str(err).split())})") from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise InputError(f"{option} {path} has no column(s) {missing}; give {expected}")
+    return frame
+
+
+def read_toy_summary(path: Path | None) -> pd.DataFrame | None:
+    """The toy MDP's per-seed summary (None when none is given)."""
+    if path is None:
+        return None
+    return read_csv_option(path, "--toy-mdp", TOY_COLUMNS, "the summary.csv that lit-daa toy-mdp --seeds writes")
+
+
 def read_best_of_n(paths: list[Path] | None) -> pd.DataFrame | None:
     """The best-of-n tables, concatenated (None when none is given)."""
     if not paths:
         return None
-    frames = []
-    for path in paths:
-        if not path.is_file():
-            raise InputError(f"--best-of-n {path} does not exist (write it with lit-daa best-of-n)")
-        frame = pd.read_csv(path)
-        missing = {"model", "seed", "selector", "n", "sqrt_kl", "win_rate"} - set(frame.columns)
-        if missing:
-            raise InputError(f"--best-of-n {path} has no column(s) {sorted(missing)}")
-        frames.append(frame)
+    frames = [
+        read_csv_option(path, "--best-of-n", BEST_OF_N_COLUMNS, "a table that lit-daa best-of-n writes")
+        for path in paths
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -91,12 +116,13 @@ def analyze_table(
     best_of_n: list[Path] | None = None,
 ) -> dict[str, Path]:
     """Every finding of a results table written into `out`; prints the findings table; file name -> path written."""
+    toy_table = read_toy_summary(toy)  # the small inputs first: a wrong file stops before the table is prepared
+    bon = read_best_of_n(best_of_n)
     table = load_results(resolve_results_path(results))
     command = f"lit-daa analyze {results} --out {out}" + (f" --toy-mdp {toy}" if toy else "")
     if best_of_n:
         command += " --best-of-n " + " ".join(str(p) for p in best_of_n)
-    bon = read_best_of_n(best_of_n)
-    findings = measure(table, pd.read_csv(toy) if toy is not None else None, bon, command)
+    findings = measure(table, toy_table, bon, command)
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(findings, out)
     drawn = draw_lab_figures(table, out, dpi, bon) if figures else {}
@@ -113,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results_path = resolve_results_path(args.results)
         out = args.out if args.out is not None else results_path.parent / "analysis"
-        if args.toy_mdp is not None and not args.toy_mdp.is_file():
-            raise InputError(f"--toy-mdp {args.toy_mdp} does not exist (write it with lit-daa toy-mdp --seeds ...)")
         if args.dpi < 10:
             raise InputError(f"--dpi must be at least 10, got {args.dpi}")
         analyze_table(results_path, out, args.dpi, not args.no_figures, args.toy_mdp, args.best_of_n)

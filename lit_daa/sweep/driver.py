@@ -9,6 +9,7 @@ optimizer and the exact data position); evaluations already on disk are read bac
 from __future__ import annotations
 
 import os
+import pickle
 import shlex
 import subprocess
 import sys
@@ -81,6 +82,13 @@ class Sweep:
             if changes and run.started:
                 raise InputError(stale_message(run.run_id, run.root, changes))
 
+    def check_resume_checkpoints(self, runs: list[Run]) -> None:
+        """Read the step of every checkpoint a run would resume from, before any run trains: a refused or unreadable
+        last.ckpt stops the sweep at the start with one sentence, not after the runs before it."""
+        for run in runs:
+            if not run.done and run.needs_fit and not run.fit_done and run.resume_args():
+                _checkpoint_step(run.root / "checkpoints" / "last.ckpt")
+
     def execute(
         self,
         only: int | None = None,
@@ -94,6 +102,8 @@ class Sweep:
         self.check_fit_configs()
         if only_references:
             runs = [run for run in runs if isinstance(run, ReferenceRun)]
+        if stage != "evaluate":
+            self.check_resume_checkpoints(runs)
         failed: list[Run] = []
         interrupted = False
         bar = tqdm(runs, desc="sweep", unit="run", dynamic_ncols=True)
@@ -121,6 +131,8 @@ class Sweep:
     def execute_parallel(self, config_path: str, stage: Stage = "all") -> int:
         """The references here, then the DAA runs in `config.workers` child processes (`--shard k/n` each, one
         thread each), then the table. Each child logs to <out_dir>/workers/<k>.log; the bar counts finished runs."""
+        if stage != "evaluate":
+            self.check_resume_checkpoints(self.runs)  # here, not only in the workers' logs
         code = self.execute(stage=stage, shard=None, collect=False, only_references=True)
         if code != 0 and not self.config.keep_going:
             return code
@@ -224,9 +236,30 @@ class Sweep:
         return "\n".join(lines)
 
 
-def _checkpoint_step(path: Path) -> int | None:
-    """The global step stored in a Lightning checkpoint (memory-mapped: the weights are not read)."""
+def _checkpoint_step(path: Path) -> int:
+    """The global step stored in a Lightning checkpoint (memory-mapped: the weights are not read).
+
+    Loaded with `weights_only=True`: a run folder may come from someone else (a shared sweep), and unpickling
+    anything but tensors and plain values can run code. A lit-daa checkpoint holds nothing else.
+
+    Raises:
+        InputError: the file holds other objects, or is not a readable checkpoint; either way resuming from it
+            would fail or be unsafe, so the sweep stops before training anything.
+    """
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
-    except (OSError, RuntimeError, KeyError, ValueError):
-        return None
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"refused to load {path}: it holds objects other than tensors and plain values, which a lit-daa "
+            "checkpoint never does and which could run code when unpickled; delete it (or its run folder) to train "
+            "that run from the start"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise InputError(
+            f"{path} is not a readable checkpoint ({' '.join(str(err).split())[:120]}); delete it to train that run "
+            "from the start"
+        ) from None
+    step = checkpoint.get("global_step") if isinstance(checkpoint, dict) else None
+    if not isinstance(step, int):
+        raise InputError(f"{path} is not a Lightning checkpoint (no global_step); delete it to train that run again")
+    return step

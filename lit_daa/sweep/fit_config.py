@@ -242,3 +242,29 @@ def stale_message(run_id: str, root: Path, changes: list[str]) -> str:
         f"run {run_id} was started from {root / FIT_CONFIG}, but the sweep now gives it other fit options "
         f"({'; '.join(changes)}); restore the sweep config, or delete {root} to train that run again with the new one"
     )
+
+
+def fit_option_known(key: str, configs: list[str]) -> bool:
+    """Whether `key` (a dotted override, `+` allowed at the end) can name a `lit-daa fit` option given `configs`.
+
+    A key is known when the fit parser has it, or when it lies inside an option whose value the parser cannot
+    list (a class chosen by class_path, a mapping): `data.source.init_args.num_train` is accepted because
+    `data.source` is an option, `trainer.max_stepz` is not because `trainer` is a group whose options are all listed.
+    This builds the cached parser only (no parse), so a sweep can check every override before its first run.
+    """
+    options, groups = _option_names(names_model_class([arg for path in configs for arg in ("--config", path)]))
+    key = key.rstrip("+")
+    if key in options:
+        return True
+    parts = key.split(".")
+    prefixes = [".".join(parts[:n]) for n in range(1, len(parts))]
+    return any(prefix in options and prefix not in groups for prefix in prefixes)
+
+
+@functools.cache
+def _option_names(by_class_path: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """The fit parser's option names, and those of them that are groups of further listed options."""
+    parser = _parser(by_class_path, resolving=False).parser
+    names = frozenset(a.dest for a in parser._actions if not a.dest.endswith(".help") and a.dest != "help")
+    groups = frozenset(name for name in names if any(other.startswith(name + ".") for other in names))
+    return names, groups

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -40,6 +41,7 @@ from lit_daa.sweep.targets import EvalTarget
 FIT_DONE = "FIT_DONE"
 DONE = "DONE.json"
 INTRA_EPOCH_DIR = "intra_epoch"
+EVALS_DIR = "evals"
 
 
 def daa_run_id(model: ModelSpec, objective: ObjectiveSpec, beta: float, seed: int | None = None) -> str:
@@ -181,6 +183,17 @@ class Run(ABC):
     def mark_done(self, rows: list[dict[str, Any]]) -> None:
         write_json(self.root / DONE, rows)
 
+    @property
+    def evaluated(self) -> bool:
+        """Whether any row of this run is stored (an evaluated checkpoint, or the finished run's rows)."""
+        return self.done or any((self.root / EVALS_DIR).glob("*.json"))
+
+    def drop_evaluations(self) -> None:
+        """Forget this run's rows (DONE.json and evals/), keeping what training made, so that the next pass
+        evaluates its checkpoints again (`lit-daa sweep --reevaluate`)."""
+        (self.root / DONE).unlink(missing_ok=True)  # first: a run without DONE is never read as finished
+        shutil.rmtree(self.root / EVALS_DIR, ignore_errors=True)
+
     def rows(self) -> list[dict[str, Any]]:
         """The rows of a finished run (empty when it is not finished)."""
         return read_rows(self.root / DONE) if self.done else []
@@ -214,7 +227,7 @@ class ReferenceRun(Run):
 
     def eval_targets(self) -> list[EvalTarget]:
         position = {"step": 0, "examples_seen": 0, "epoch_fraction": 0.0, "is_final": False}
-        cache = self.root / "evals" / "reference.json"
+        cache = self.root / EVALS_DIR / "reference.json"
         return [EvalTarget(self.model_path, self.model_path, math.nan, cache, {**self.row_base(), **position})]
 
 
@@ -350,7 +363,7 @@ class DAARun(Run):
                 "epoch_fraction": info.epoch_fraction,
                 "is_final": info.is_final,
             }
-            cache = self.root / "evals" / f"{folder.name}.json"
+            cache = self.root / EVALS_DIR / f"{folder.name}.json"
             row = {**self.row_base(), **position}
             targets.append(EvalTarget(str(folder), self.reference.model_path, self.beta, cache, row, fit_config))
         return targets

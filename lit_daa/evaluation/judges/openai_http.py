@@ -4,6 +4,12 @@ The API key is read from the environment variable `api_key_env` when a request i
 only in the Authorization header and never stored, logged, or put in the cache key. With `cache_path`, answers are
 cached (see `answer_cache`), so a rerun of the same evaluation costs no requests and needs no key.
 
+The key goes only to the host named in `base_url`: plain `http://` is refused unless that host is this machine
+(localhost, 127.0.0.1, ::1), and redirects are never followed. A redirect answer stops with an `InputError` naming
+where it points, rather than being followed with the key dropped, because urllib turns a redirected POST into a GET
+without its body, so a followed redirect could not return a judgement anyway; the fix is `base_url` set to the
+final address.
+
 Failures: HTTP 401/403 (key refused) and 404 (wrong base_url or model) stop with an `InputError`; HTTP 429 and 5xx,
 time-outs and connection errors are retried `max_retries` times with exponential back-off, then the item counts
 as invalid; any other failure, or a malformed response, counts as invalid at once. Failed items are not cached.
@@ -17,8 +23,11 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from email.message import Message
+from typing import IO
 
 from lit_daa.errors import InputError
 from lit_daa.evaluation.judges.answer_cache import AnswerCache, question_key
@@ -27,13 +36,37 @@ from lit_daa.evaluation.judges.templates import TLDR_JUDGE_TEMPLATE
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse a `base_url` that is not http(s), or plain http to another machine (the key would cross the
+    network in clear text)."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"judge base_url {base_url!r} must be an https:// address (or http:// to localhost)")
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise InputError(
+            f"judge base_url {base_url!r} is plain http to {parts.hostname}, which would send the API key and the "
+            "texts unencrypted; use https://, or http:// only to localhost, 127.0.0.1 or ::1"
+        )
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib then raises the 3xx answer as an HTTPError, which `OpenAIJudge` reports."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message, newurl: str
+    ) -> None:
+        return None
 
 
 class OpenAIJudge(PairwiseJudge):
     """GPT-4-style pairwise judging over HTTP (see `PairwiseJudge` for A/B order and parsing).
 
     Args:
-        base_url: the API root; requests go to {base_url}/chat/completions.
+        base_url: the API root, https:// (or http:// to localhost, 127.0.0.1, ::1); requests go to
+            {base_url}/chat/completions.
         model: the judge model name sent in each request.
         api_key_env: environment variable holding the API key; None: send no Authorization header (local servers).
         template: the judge prompt with {post}, {summary_a}, {summary_b}.
@@ -62,6 +95,7 @@ class OpenAIJudge(PairwiseJudge):
         max_tokens: int | None = None,
         max_workers: int = 4,
     ) -> None:
+        check_base_url(base_url)
         super().__init__(template=template, seed=seed)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key_env, self.temperature = model, api_key_env, temperature
@@ -71,6 +105,7 @@ class OpenAIJudge(PairwiseJudge):
         self.requests_sent = 0  # HTTP requests made by this judge, retries included
         self.failed = 0  # items that got no answer
         self._count_lock = threading.Lock()
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def ask(self, comparisons: list[Comparison]) -> list[str | None]:
         keys = [self._key(c) for c in comparisons]
@@ -120,12 +155,18 @@ class OpenAIJudge(PairwiseJudge):
                 self.requests_sent += 1
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with self._opener.open(request, timeout=self.timeout) as response:
                     return _answer_text(response.read())
             except urllib.error.HTTPError as err:
                 if err.code in (401, 403):
                     raise InputError(
                         f"the judge endpoint {self.url} refused the API key in {self.api_key_env} (HTTP {err.code})"
+                    ) from None
+                if 300 <= err.code < 400:
+                    raise InputError(
+                        f"the judge endpoint {self.url} redirected (HTTP {err.code}) to {err.headers.get('Location')}; "
+                        "the judge follows no redirects, so the API key reaches only the host of judge base_url: set "
+                        "base_url to the address it redirects to"
                     ) from None
                 if err.code == 404:
                     raise InputError(
