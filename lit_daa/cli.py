@@ -13,12 +13,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_daa.callbacks import ExportPolicy, FinalReport
+from lit_daa.checkpoint_checks import check_ckpt_path
 from lit_daa.checkpoint_io import CheckpointWriteError, clear_checkpoint_folders, use_atomic_checkpoints
-from lit_daa.cli_config import settle_data_source, settle_output_root, settle_precision
+from lit_daa.cli_config import read_config_files, settle_data_source, settle_output_root, settle_precision
 from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
-from lit_daa.errors import InputError
+from lit_daa.errors import input_error_within
 from lit_daa.module import DAAModule, NonFiniteLossError
+from lit_daa.option_checks import check_before_parsing, check_options
 from lit_daa.run_lock import hold_output_folder
 from lit_daa.strategies import check_strategy  # also registers --trainer.strategy fsdp2
 
@@ -41,10 +43,13 @@ class DAACLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         self.argv = list(sys.argv[1:] if args is None else args)  # what was typed, to tell it from the configs
         super().parse_arguments(parser, args)
+        if self.config.get("subcommand"):  # LightningCLI reads the checkpoint's hyperparameters right after this
+            check_ckpt_path(self.config[self.config.subcommand].get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_strategy(config.trainer.strategy)
+        check_options(config, "model.init_args" if self.subclass_mode_model else "model")
         settle_data_source(config.data, self.argv)
         settle_output_root(config.trainer, self.argv)
         settle_precision(config.trainer)
@@ -113,6 +118,7 @@ def _read_yaml(path: str) -> object:
 
 
 def run_lightning(argv: list[str]) -> int:
+    check_before_parsing(argv, read_config_files(argv))  # seconds before the parser is built
     by_class_path = names_model_class(argv)
     DAACLI(
         None if by_class_path else DAAModule,
@@ -161,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in EXTRA_COMMANDS:
             return extra_command(argv[0])(argv[1:])
         return run_lightning(argv)
-    except InputError as err:
-        print(f"lit-daa: error: {err}", file=sys.stderr)
+    except ValueError as err:  # an InputError, or jsonargparse's wrapping of one raised by a constructor
+        found = input_error_within(err)
+        if found is None:
+            raise
+        print(f"lit-daa: error: {found}", file=sys.stderr)
         return 2
     except (NonFiniteLossError, CheckpointWriteError) as err:
         print(f"lit-daa: error: {err}", file=sys.stderr)

@@ -4,16 +4,72 @@
 - Everything a run writes goes under `trainer.default_root_dir`, the logger's `save_dir` included, unless that
   `save_dir` is itself given on the command line.
 - With no precision set anywhere, a CUDA GPU with bfloat16 trains in `bf16-mixed`.
+
+`read_config_files` reads every `--config` file first, so that a YAML error or a file that is not a mapping is
+named with its file and line (the parser itself says `"<unicode string>", line 5`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from lit_daa.errors import InputError
 
 SOURCE_OPTIONS = ("train_path", "hub_dataset", "source")
+CONFIG_FLAGS = ("--config", "-c")
+
+
+def typed_values(argv: Sequence[str], *flags: str) -> list[str]:
+    """The values given to any of `flags` (`--flag VALUE` or `--flag=VALUE`) among `argv`, in order."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg in flags and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        values.extend(arg.split("=", 1)[1] for flag in flags if arg.startswith(flag + "="))
+    return values
+
+
+def config_paths(argv: Sequence[str]) -> list[str]:
+    """The values of every `--config`/`-c` among `argv`, in order."""
+    return typed_values(argv, *CONFIG_FLAGS)
+
+
+def read_config_file(path: str) -> dict:
+    """The mapping a `--config` file holds.
+
+    Raises:
+        InputError: the file is not valid YAML (its line and column named) or holds something else than a mapping.
+    """
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        try:
+            content = yaml.safe_load(f)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise InputError(
+                f"--config {path} is not valid YAML{where} ({err.problem or err.context}): fix that line"
+            ) from None
+        except yaml.YAMLError as err:
+            raise InputError(f"--config {path} is not valid YAML ({str(err).splitlines()[0]}): fix it") from None
+    if not isinstance(content, dict):
+        held = "nothing" if content is None else f"a {type(content).__name__}"
+        raise InputError(
+            f"--config {path} holds {held}, not a mapping of options (trainer:, model:, data:, ...): "
+            "give a YAML file of `option: value` lines"
+        )
+    return content
+
+
+def read_config_files(argv: Sequence[str]) -> list[tuple[str, dict]]:
+    """Every `--config` file among `argv` that exists, read and checked, as (path, content) pairs.
+
+    A value that is no file is left to the parser, which accepts inline YAML there and names a missing file.
+    """
+    return [(path, read_config_file(path)) for path in config_paths(argv) if os.path.isfile(path)]
 
 
 def on_command_line(argv: Sequence[str], option: str) -> bool:

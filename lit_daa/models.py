@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -14,18 +15,43 @@ from lit_daa.synthetic.model import EMBEDDED_MODELS, embedded_model_path
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_model(name_or_path: str, option: str = "model.policy") -> str:
+# What marks a folder as a saved model (a full model, or peft adapters over one) and as a saved tokenizer.
+MODEL_FILES = ("config.json", "adapter_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+# A hub id is `name` or `owner/name` (letters, digits, '-', '_', '.'); anything else can only be a local path.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """Whether `name` could be a Hugging Face hub id (not whether it exists there)."""
+    return HUB_ID.fullmatch(name) is not None and ".." not in name and "--" not in name
+
+
+def resolve_model(name_or_path: str, option: str = "model.policy", marker_files: tuple[str, ...] = MODEL_FILES) -> str:
     """Return what `from_pretrained` should load: an embedded model's built folder, a local folder or a hub id.
 
-    A string that looks like a local path (absolute, starting with '.', or '~') must be an existing folder.
+    A string that is not a hub id (absolute, starting with '.' or '~', with a second '/', a space, ...) must be an
+    existing folder, and a local folder must hold one of `marker_files`, checked here so that an empty or wrong
+    folder is named before transformers guesses at it (an empty folder ends in a tokenizer-conversion error).
     """
     if name_or_path in EMBEDDED_MODELS:
         return str(embedded_model_path(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        if not any((path / name).is_file() for name in marker_files):
+            raise InputError(
+                f"{option} '{name_or_path}' is a folder with no {' or '.join(marker_files)} in it, so no saved "
+                "model: give the folder a model was saved to (e.g. RUN/hf_policy), an embedded name or a hub id"
+            )
         return str(path)
-    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-        raise InputError(f"{option} '{name_or_path}' is not an existing model folder")
+    text = str(name_or_path)
+    if text.startswith("embedded:"):
+        raise InputError(f"{option} '{text}' is not an embedded model: give one of {', '.join(EMBEDDED_MODELS)}")
+    if path.exists() or text.startswith((".", "/", "~")) or not looks_like_hub_id(text):
+        raise InputError(
+            f"{option} '{name_or_path}' is not an existing model folder, nor a hub id (name or owner/name): "
+            "check the path"
+        )
     return name_or_path
 
 
@@ -65,10 +91,10 @@ def load_causal_lm(
 
 def load_tokenizer(name_or_path: str, option: str = "model.policy") -> PreTrainedTokenizerBase:
     """Load the tokenizer saved beside a model; a missing pad token falls back to EOS."""
-    source = resolve_model(name_or_path, option)
+    source = resolve_model(name_or_path, option, MODEL_FILES + TOKENIZER_FILES)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: files transformers cannot build a tokenizer from
         raise InputError(f"{option} '{name_or_path}' has no loadable tokenizer ({str(err).splitlines()[0]})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lit_daa.adapters import LoRA, enable_activation_checkpointing
+from lit_daa.checkpoint_checks import check_state_matches
 from lit_daa.data.resumable import reopen_unfinished_epoch
 from lit_daa.errors import InputError
 from lit_daa.metrics import preference_metrics
@@ -87,8 +88,9 @@ class DAAModule(PairMetricSteps, LightningModule):
                 raise InputError(f"{option} must be one of {sorted(DTYPES)}, got '{dtype}'")
         self.policy_name = policy
         self.reference_name = reference
-        if reference is not None:  # a wrong name stops the run now, not after the data is tokenized
-            resolve_model(reference, "model.reference")
+        for option, name in (("model.policy", policy), ("model.reference", reference)):
+            if name is not None:  # a wrong name or an empty folder stops the run now, not after the data is tokenized
+                resolve_model(name, option)
         self.objective = objective
         self.optimizer_factory: Callable = optimizer
         self.scheduler_factory: Callable | None = lr_scheduler
@@ -206,6 +208,8 @@ class DAAModule(PairMetricSteps, LightningModule):
             self._raise_if_nonfinite()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._trainer is not None:  # --ckpt_path: another model's weights stop here, in one sentence
+            check_state_matches(self.state_dict(), checkpoint, self.trainer.ckpt_path, self.strict_loading)
         # a run stopped by max_steps mid-epoch continues that epoch when resumed with more steps
         reopen_unfinished_epoch(checkpoint)
 

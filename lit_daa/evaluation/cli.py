@@ -21,7 +21,8 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lit_daa.evaluation.eval_set import eval_set, read_eval_file
 from lit_daa.evaluation.evaluate import EvalResult, evaluate_policy
 from lit_daa.evaluation.options import SYNTHETIC, EvaluationOptions
-from lit_daa.models import load_causal_lm, load_tokenizer
+from lit_daa.models import load_causal_lm, load_tokenizer, resolve_model
+from lit_daa.option_checks import check_cache_folder
 
 
 def build_parser() -> ArgumentParser:
@@ -61,7 +62,11 @@ def format_table(result: EvalResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run `lit-daa evaluate`; bad input raises `InputError` (the `lit-daa` entry point prints it, exit code 2)."""
     parser = build_parser()
-    args = parser.instantiate_classes(parser.parse_args(argv))
+    parsed = parser.parse_args(argv)
+    check_cache_folder()
+    for option in ("policy", "reference"):  # an empty or missing folder is named before anything loads
+        resolve_model(parsed[option], f"--{option}")
+    args = parser.instantiate_classes(parsed)
     options = options_of(args)
     rows = load_rows(options)
     device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_daa.errors import InputError
 from lit_daa.layouts.rows import RowBuilder
 
 
@@ -27,7 +28,7 @@ class Layout:
 
     def __init__(self, pad_to_multiple_of: int = 1) -> None:
         if pad_to_multiple_of < 1:
-            raise ValueError(f"data.layout.pad_to_multiple_of must be at least 1, got {pad_to_multiple_of}")
+            raise InputError(f"data.layout.pad_to_multiple_of must be at least 1, got {pad_to_multiple_of}")
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def place(self, builder: RowBuilder, pairs: Sequence[tuple[list[int], list[int], list[int]]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lit_daa.errors import InputError
 from lit_daa.layouts.base import Layout
 from lit_daa.layouts.rows import RowBuilder
 
@@ -22,7 +23,10 @@ class Packed(Layout):
     def __init__(self, token_budget: int = 2048, pad_to_multiple_of: int = 1) -> None:
         super().__init__(pad_to_multiple_of)
         if token_budget < 1:
-            raise ValueError(f"data.layout.token_budget must be at least 1, got {token_budget}")
+            raise InputError(
+                f"data.layout.token_budget must be at least 1, got {token_budget}: give the most tokens per packed "
+                "row, e.g. 2048 (at least data.max_length)"
+            )
         self.token_budget = token_budget
 
     def place(self, builder: RowBuilder, pairs: Sequence[tuple[list[int], list[int], list[int]]]) -> None:
