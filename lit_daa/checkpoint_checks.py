@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lit_daa.checkpoint_io import restore_checkpoint
 from lit_daa.errors import InputError
 
 LIGHTNING_KEYWORDS = ("last", "best", "hpc")
@@ -36,6 +37,7 @@ def check_ckpt_path(value: str | os.PathLike | None) -> None:
     if value is None or resolved_by_lightning(str(value)):
         return
     path = Path(value).expanduser()
+    restore_checkpoint(path)  # a kill between a sharded save's two renames parked the last complete one aside
     if not path.exists():
         raise InputError(
             f"{OPTION} {value} does not exist: give a checkpoint written by `lit-daa fit` (RUN/checkpoints/last.ckpt)"

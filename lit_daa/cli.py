@@ -28,6 +28,8 @@ from lit_daa.strategies import check_strategy  # also registers --trainer.strate
 class DAACLI(LightningCLI):
     """LightningCLI with the data tokenizer tied to the policy and checkpoint/export callbacks always present."""
 
+    checks_machine = True  # refuse options this machine cannot run (a GPU asked for where none is visible)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # a model chosen by class_path (see `names_model_class`) keeps its arguments under init_args
         policy = "model.init_args.policy" if self.subclass_mode_model else "model.policy"
@@ -49,7 +51,7 @@ class DAACLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_strategy(config.trainer.strategy)
-        check_options(config, "model.init_args" if self.subclass_mode_model else "model")
+        check_options(config, "model.init_args" if self.subclass_mode_model else "model", self.checks_machine)
         settle_data_source(config.data, self.argv)
         settle_output_root(config.trainer, self.argv)
         settle_precision(config.trainer)

@@ -88,19 +88,22 @@ BOUNDS = (
 )
 
 
-def check_options(config: Any, model: str = "model") -> None:
+def check_options(config: Any, model: str = "model", machine: bool = True) -> None:
     """Refuse bad options of a parsed fit/validate/test/predict config before any class is instantiated.
 
     Args:
         config: the subcommand's parsed config.
         model: the model's section of it (`model.init_args` when the model is picked by class_path).
+        machine: also check what depends on this machine (a GPU asked for); False where the config is only
+            resolved for another machine to run (a sweep driver or SLURM login node without the GPUs).
 
     Raises:
         InputError: one sentence naming the option.
     """
     for bound in BOUNDS:
         bound.check(config, model)
-    check_accelerator(_get(config, "trainer.accelerator"))
+    if machine:
+        check_accelerator(_get(config, "trainer.accelerator"))
     root = _get(config, "trainer.default_root_dir")
     if root is not None:
         check_folder(root, "trainer.default_root_dir", ROOT_ADVICE)

@@ -75,6 +75,7 @@ class _ParsingCLI(DAACLI):
     """
 
     keep_precision = False
+    checks_machine = False  # the machine that trains checks what it can run, when it reads fit.yaml
 
     def _set_seed(self) -> None:
         pass
