@@ -20,11 +20,14 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/lit-daa fit --config configs/quickstart.yaml
 
+# Test files are shared between 2 worker processes (pytest-xdist; a file stays on one worker, so its module
+# fixtures are built once): the default suite takes about 7.5 minutes on 2 cores instead of 12.5 in one process.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-all: setup
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -m "" -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check lit_daa tests benchmarks && $(BIN)/ruff format --check lit_daa tests benchmarks

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
+from lit_daa.checkpoint_io import CheckpointWriteError, no_space_errno
 from lit_daa.export import export_policy
 from lit_daa.model_card import write_model_card
 
@@ -37,7 +41,7 @@ class ExportPolicy(Callback):
         # Every rank takes part: gathering a sharded policy is collective. Rank 0 writes.
         if not self.enabled or trainer.interrupted:
             return
-        self.saved = save_hf_policy(trainer, pl_module, run_dir(trainer) / self.dirname)
+        self.saved = publish_hf_policy(trainer, pl_module, run_dir(trainer) / self.dirname)
 
 
 def save_hf_policy(trainer: Trainer, pl_module: LightningModule, target: Path) -> dict[str, Path]:
@@ -49,6 +53,65 @@ def save_hf_policy(trainer: Trainer, pl_module: LightningModule, target: Path) -
     if "policy" in written:
         write_model_card(written["policy"], trainer, pl_module)  # how the weights were made
     return written
+
+
+def publish_hf_policy(
+    trainer: Trainer, pl_module: LightningModule, target: Path, files: Mapping[str, str] | None = None
+) -> dict[str, Path]:
+    """`save_hf_policy` into `target`, whole or not at all: written aside, then renamed into place.
+
+    A kill or a full disk while writing leaves `target` as it was (the previous export, or nothing) and a
+    `.staging-<name>` folder that the next publish removes; a reader never finds a half-written model. `files`
+    (name -> text) are written into the policy folder before it is published. Call on every rank (a sharded policy
+    is gathered collectively); rank 0 writes and gets {what: published folder}, the other ranks {}.
+    """
+    target = Path(target)
+    staging = target.parent / f".staging-{target.name}"
+    if trainer.is_global_zero:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a publish that was killed
+        staging.mkdir(parents=True)
+    try:
+        written = save_hf_policy(trainer, pl_module, staging / target.name)
+        for name, text in (files or {}).items() if trainer.is_global_zero else ():
+            (written["policy"] / name).write_text(text)
+    except Exception as err:
+        code = no_space_errno(err)
+        if code is None:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise no_room_to_publish(trainer, target, code) from None
+    published: dict[str, Path] = {}
+    if trainer.is_global_zero:
+        # the policy folder last: it is the one readers look for, so it appears only once the rest is in place
+        for key in sorted(written, key=lambda k: k == "policy"):
+            published[key] = target.parent / written[key].name
+            _replace_folder(written[key], published[key])
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.strategy.barrier("publish policy")
+    return published
+
+
+def no_room_to_publish(trainer: Trainer, target: Path, code: int) -> CheckpointWriteError:
+    """The one sentence for a policy folder that did not fit: what is left, and how to write it again."""
+    kept = f"the previous {target.name} there is unchanged" if target.exists() else f"no {target.name} was written"
+    last = Path(getattr(trainer.checkpoint_callback, "last_model_path", "") or "")
+    if last.name and last.exists():
+        kept += f", and the trained state is in {last}: free space and resume with --ckpt_path {last} to write it"
+    else:
+        kept += ": free space and rerun"
+    error = CheckpointWriteError(f"no room to write {target} ({os.strerror(code)}); {kept}")
+    error.errno = code
+    return error
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Rename `new` onto `final`; an existing `final` is set aside first (a folder cannot be renamed over)."""
+    aside = final.parent / f".replaced-{final.name}"
+    shutil.rmtree(aside, ignore_errors=True)
+    if final.exists():
+        os.replace(final, aside)
+    os.replace(new, final)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 EXPORT_LABELS = {

@@ -42,10 +42,23 @@ _STAGING = re.compile(r"^\.(?P<name>.+)\.staging$")
 _PREVIOUS = re.compile(r"^\.(?P<name>.+)\.prev$")
 # what a complete sharded checkpoint folder holds: DCP's index (written last by DCP) and Lightning's trainer state
 _SHARDED_MARKERS = (".metadata", "meta.pt")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 class CheckpointWriteError(OSError):
-    """A checkpoint could not be written for lack of space; the message names the path and what was kept."""
+    """A checkpoint or an export could not be written for lack of space; the message names the path and what was
+    kept."""
+
+
+def no_space_errno(err: BaseException) -> int | None:
+    """The errno when `err` means "no room for this file", else None.
+
+    safetensors (which `save_pretrained` writes with) reports the OS error only in its text, "... (os error 27)".
+    """
+    if isinstance(err, OSError):
+        return err.errno if err.errno in NO_SPACE else None
+    found = _OS_ERROR.search(str(err))
+    return int(found.group(1)) if found and int(found.group(1)) in NO_SPACE else None
 
 
 def partial_path(target: Path) -> Path:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DistributedSampler
 
-from lit_daa.callbacks import run_dir, save_hf_policy
+from lit_daa.callbacks import publish_hf_policy, run_dir
 from lit_daa.errors import InputError
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -219,21 +217,8 @@ class IntraEpochCheckpoints(Callback):
             self.saved.append(target)
 
     def _save(self, trainer: Trainer, pl_module: LightningModule, target: Path, info: CheckpointInfo) -> None:
-        staging = target.parent / f".staging-{target.name}"
-        if trainer.is_global_zero:
-            shutil.rmtree(staging, ignore_errors=True)  # left over from a run killed while saving
-            staging.mkdir(parents=True)
-        # plain, LoRA (merged + adapters), QLoRA and sharded policies; every rank gathers, rank 0 writes
-        save_hf_policy(trainer, pl_module, staging / target.name)
-        if trainer.is_global_zero:
-            (staging / target.name / CHECKPOINT_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
-            adapter = staging / f"{target.name}-adapter"
-            if adapter.is_dir():
-                shutil.rmtree(target.with_name(adapter.name), ignore_errors=True)
-                os.replace(adapter, target.with_name(adapter.name))
-            os.replace(staging / target.name, target)  # last: the folder exists only once it is complete
-            shutil.rmtree(staging, ignore_errors=True)
-        trainer.strategy.barrier("intra-epoch checkpoint")
+        # plain, LoRA (merged + adapters), QLoRA and sharded policies, each folder whole or not at all
+        publish_hf_policy(trainer, pl_module, target, {CHECKPOINT_FILE: json.dumps(asdict(info), indent=2) + "\n"})
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[Path, CheckpointInfo]]:

@@ -14,7 +14,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_daa.callbacks import ExportPolicy, FinalReport
 from lit_daa.checkpoint_checks import check_ckpt_path
-from lit_daa.checkpoint_io import CheckpointWriteError, clear_checkpoint_folders, use_atomic_checkpoints
+from lit_daa.checkpoint_io import (
+    CheckpointWriteError,
+    clear_checkpoint_folders,
+    no_space_errno,
+    use_atomic_checkpoints,
+)
 from lit_daa.cli_config import read_config_files, settle_data_source, settle_output_root, settle_precision
 from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
@@ -177,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (NonFiniteLossError, CheckpointWriteError) as err:
         print(f"lit-daa: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # no room for some other file (a log, a cache, a table): say which, and what is safe
+        code = no_space_errno(err)
+        if code is None:
+            raise
+        print(
+            f"lit-daa: error: no room to write {err.filename or 'a file'} ({os.strerror(code)}); checkpoints and "
+            "exported models are written whole or not at all, so the last complete ones are kept: free space and "
+            "rerun (a fit resumes with --ckpt_path last)",
+            file=sys.stderr,
+        )
         return 1
 
 

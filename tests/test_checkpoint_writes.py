@@ -31,6 +31,7 @@ from lit_daa.checkpoint_io import (
     AtomicCheckpointIO,
     CheckpointWriteError,
     clear_interrupted_writes,
+    no_space_errno,
     previous_path,
     staging_path,
 )
@@ -337,3 +338,37 @@ def test_fsdp2_killed_mid_sharded_save_keeps_the_last_complete_checkpoint(tmp_pa
     assert "global step: 4" in resumed.stdout
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
     assert global_step(last) == 4
+
+
+def test_safetensors_no_room_is_recognised(tmp_path: Path) -> None:
+    # save_pretrained writes with safetensors, whose error names the OS error only in its text
+    from safetensors.torch import save_file
+
+    report = tmp_path / "report.txt"
+
+    def body() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (KILL_AFTER, resource.RLIM_INFINITY))
+        try:
+            save_file({"w": torch.zeros(4 * KILL_AFTER)}, str(tmp_path / "w.safetensors"))
+        except Exception as err:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            report.write_text(f"{no_space_errno(err)}|{no_space_errno(ValueError(str(err).replace('27', '2')))}")
+
+    assert in_child(body) == 0
+    assert report.read_text() == f"{errno.EFBIG}|None"
+
+
+def test_export_on_a_full_disk_keeps_the_checkpoint_and_leaves_no_half_model(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    full = fit(root, callback("plugins.write_faults.FileSizeLimitAtFitEnd", limit=KILL_AFTER))
+    last = root / "checkpoints" / "last.ckpt"
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert (
+        f"lit-daa: error: no room to write {root / 'hf_policy'} (File too large); no hf_policy was written, and the "
+        f"trained state is in {last}: free space and resume with --ckpt_path {last} to write it"
+    ) in full.stderr
+    assert "Traceback" not in full.stderr
+    assert global_step(last) == 4
+    assert not (root / "hf_policy").exists() and not (root / ".staging-hf_policy").exists()
+    assert not (root / LOCK_NAME).exists()  # released on the error

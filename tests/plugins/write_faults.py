@@ -116,3 +116,17 @@ class KillAfterShards(Callback):
                 os.kill(os.getpid(), signal.SIGKILL)
 
         model_parallel._distributed_checkpoint_save = write_then_kill
+
+
+class FileSizeLimitAtFitEnd(Callback):
+    """When training is over, before the policy is exported, no file may grow past `limit` bytes (as above).
+
+    A user callback's `on_fit_end` runs before the CLI's ExportPolicy, so the export meets a full disk.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
