@@ -32,14 +32,20 @@ if TYPE_CHECKING:  # the lock itself needs no Lightning: a holder process starts
 LOCK_NAME = ".lit-daa.lock"
 
 
-def _start_ticks(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot, from /proc), or None where that cannot be read."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None where it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: fields are counted after its closing one
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that cannot be read."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def _alive(pid: int, start_ticks: int | None) -> bool:
@@ -49,6 +55,9 @@ def _alive(pid: int, start_ticks: int | None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: alive
+    fields = _stat_fields(pid)
+    if fields and fields[0] in ("Z", "X"):
+        return False  # killed and not yet reaped (its parent died too, say): it answers signals but runs nothing
     if start_ticks is not None:
         now = _start_ticks(pid)
         return now is None or now == start_ticks  # another start time: the pid was recycled

@@ -231,6 +231,22 @@ def test_stale_and_foreign_locks(tmp_path: Path, capsys: pytest.CaptureFixture) 
         RunLock(tmp_path).acquire()
 
 
+def test_a_killed_but_unreaped_owner_is_stale(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # A fit killed with its parent (a sweep's process group) stays a zombie until someone reaps it: it answers
+    # signals like a live process, but holds nothing.
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{zombie.pid}/stat").read_text().split(")")[1].split()[0] != "Z":
+        pass  # exited, not yet waited for
+    try:
+        (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": zombie.pid, "host": socket.gethostname()}))
+        lock = RunLock(tmp_path)
+        lock.acquire()
+        assert f"taking over {tmp_path / LOCK_NAME} from pid {zombie.pid}" in capsys.readouterr().err
+        lock.release()
+    finally:
+        zombie.wait()
+
+
 def test_only_the_launching_process_takes_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # held by a live process that is not this one (the test runner's parent)
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
