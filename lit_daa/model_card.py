@@ -9,6 +9,7 @@ from pathlib import Path
 from lightning.pytorch import LightningModule, Trainer
 
 import lit_daa
+from lit_daa.models import describe_model
 
 
 def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
@@ -34,9 +35,10 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
         "",
         f"# {pl_module.policy_name} trained with {type(pl_module.objective).__name__} by lit-daa",
         "",
-        f"- base model: `{pl_module.policy_name}`" + (" (LoRA merged into it)" if pl_module.lora is not None else ""),
+        f"- base model: {describe_model(pl_module.policy_name)}"
+        + (" (LoRA merged into it)" if pl_module.lora is not None else ""),
         f"- objective: `{type(pl_module.objective).__name__}({pl_module.objective.extra_repr()})`",
-        f"- reference: {reference} of `{reference_name}` ({pl_module.reference_dtype})",
+        f"- reference: {reference} of {describe_model(reference_name)} ({pl_module.reference_dtype})",
         f"- data: {data}, {len(train) if train is not None else '?'} training pairs, token fingerprint {fingerprint}",
         f"- progress: {trainer.global_step} optimizer steps, {pairs_seen} pairs seen (epoch {trainer.current_epoch})",
         f"- lit-daa {getattr(lit_daa, '__version__', '?')}",

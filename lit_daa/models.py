@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -78,20 +79,66 @@ def load_causal_lm(
         raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
     source = resolve_model(name_or_path, option)
     extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    adapter_base = adapter_base_of(source)
+    if adapter_base is not None and quantization is not None:
+        raise InputError(
+            f"{option} '{name_or_path}' is a LoRA adapter, which cannot be merged into a 4-bit base exactly: merge it "
+            "into its base model first (peft's merge_and_unload, then save_pretrained) and give that folder"
+        )
     if quantization is not None:
         extra["quantization_config"] = quantization.config()
         extra["device_map"] = {"": device if device is not None else torch.device("cpu")}
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **extra)
+        model = AutoModelForCausalLM.from_pretrained(adapter_base or source, dtype=DTYPES[dtype], **extra)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{option} '{name_or_path}' could not be loaded as a causal LM ({first})") from None
+    if adapter_base is not None:
+        model = merge_adapter(model, source)
     return model if quantization is None else quantization.keep_trainable_layout(model)
 
 
+def adapter_base_of(source: str) -> str | None:
+    """The base model of a local peft adapter folder (`adapter_config.json` without `config.json`), else None."""
+    folder = Path(source)
+    config = folder / "adapter_config.json"
+    if not config.is_file() or (folder / "config.json").is_file():
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise InputError(f"{config} names no base_model_name_or_path, so the model the adapter belongs on is unknown")
+    return base
+
+
+def describe_model(name_or_path: str) -> str:
+    """`name` in Markdown, saying when it is an adapter (what the model card names as base and reference)."""
+    try:
+        base = adapter_base_of(resolve_model(name_or_path))
+    except InputError:
+        base = None
+    return f"`{name_or_path}`" + (f" (a LoRA adapter, merged into its base `{base}`)" if base else "")
+
+
+def merge_adapter(base: PreTrainedModel, adapter: str) -> PreTrainedModel:
+    """`base` with the LoRA adapter saved in `adapter` merged into its weights: a plain model, every weight trainable.
+
+    An SFT adapter is where training starts and what the reference is (see `lit_daa.reference`): merged, the policy
+    can take fresh adapters (`model.lora`, whose "adapters off" is then this model) or train in full, and a frozen
+    copy loaded the same way equals it exactly. transformers' own adapter loading would instead leave every weight
+    frozen, and a second LoRA of the same name would silently replace the loaded one.
+    """
+    from peft import PeftModel  # optional dependency: the `lora` extra
+
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    return merged.requires_grad_(True)
+
+
 def load_tokenizer(name_or_path: str, option: str = "model.policy") -> PreTrainedTokenizerBase:
-    """Load the tokenizer saved beside a model; a missing pad token falls back to EOS."""
+    """Load the tokenizer saved beside a model (for an adapter saved without one, its base model's); a missing pad
+    token falls back to EOS."""
     source = resolve_model(name_or_path, option, MODEL_FILES + TOKENIZER_FILES)
+    if not any((Path(source) / name).is_file() for name in TOKENIZER_FILES):
+        source = adapter_base_of(source) or source
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:  # ValueError: files transformers cannot build a tokenizer from

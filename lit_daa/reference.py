@@ -9,6 +9,10 @@
 
 A batch that carries precomputed `ref_logps` uses them in every case that needs a reference.
 
+A policy (or reference) named by a LoRA adapter folder, an SFT adapter say, is loaded as its base with the adapter
+merged in (`lit_daa.models.merge_adapter`), so in every row above the SFT model is the reference, never the bare base:
+with `model.lora`, "adapters off" turns off only the fresh adapters trained on top of it.
+
 Every reference is an `nn.Module` child of the LightningModule, so strategies see it: they move it with the
 policy, and `configure_model` shards a frozen copy with FSDP2 like the policy. It is still never trained nor
 saved: its parameters have no gradients (so they are in no optimizer), `train()` leaves it in eval mode, and

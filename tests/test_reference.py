@@ -9,7 +9,7 @@ from lit_daa.adapters import LoRA
 from lit_daa.errors import InputError
 from lit_daa.layouts import sequence_batch
 from lit_daa.logps import batch_logps
-from lit_daa.models import load_causal_lm
+from lit_daa.models import describe_model, load_causal_lm, load_tokenizer
 from lit_daa.module import DAAModule
 from lit_daa.objectives import DPO, SFT, SimPO
 from lit_daa.quantization import FourBit
@@ -124,3 +124,49 @@ def test_configure_model_is_idempotent() -> None:
     policy, reference = module.policy, module.reference
     module.configure_model()
     assert module.policy is policy and module.reference is reference
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A LoRA adapter over neox-tiny with random (nonzero) weights, saved as peft saves it: no tokenizer beside it."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["query_key_value", "dense_4h_to_h"], init_lora_weights=False)
+    folder = tmp_path_factory.mktemp("sft-adapter")
+    get_peft_model(load_causal_lm("embedded:neox-tiny"), config).save_pretrained(folder)
+    return str(folder)
+
+
+def sft_logps(adapter: str) -> torch.Tensor:
+    """The SFT model's log-probs, computed independently: peft's unmerged base + adapter."""
+    from peft import PeftModel
+
+    with torch.no_grad():
+        return batch_logps(PeftModel.from_pretrained(load_causal_lm("embedded:neox-tiny"), adapter), batch())[0]
+
+
+@pytest.mark.parametrize("lora", [None, LoRA(r=4, alpha=8)], ids=["full", "fresh-lora"])
+def test_a_policy_started_from_an_adapter_has_that_adapter_as_its_reference(sft_adapter: str, lora) -> None:
+    module = built(objective=DPO(0.1), policy=sft_adapter, lora=lora)
+    assert isinstance(module.reference, AdaptersOff if lora else FrozenCopy)
+    expected = sft_logps(sft_adapter)
+    assert not torch.allclose(expected, base_logps(), atol=1e-3)  # the adapter moves the model: the test can fail
+    assert torch.allclose(module.reference.logps(batch()), expected, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(batch_logps(module.policy, batch())[0], expected, atol=1e-5)  # training starts there
+    trainable = [n for n, p in module.policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable) == (lora is not None)
+    assert module.tokenizer.get_vocab() == load_tokenizer("embedded:neox-tiny").get_vocab()  # the base's tokenizer
+
+
+def test_an_adapter_as_explicit_reference_is_the_sft_model(sft_adapter: str) -> None:
+    module = built(objective=DPO(0.1), lora=LoRA(r=4), reference=sft_adapter)
+    assert isinstance(module.reference, FrozenCopy)
+    assert torch.allclose(module.reference.logps(batch()), sft_logps(sft_adapter), atol=1e-5)
+    assert "(a LoRA adapter, merged into its base" in describe_model(sft_adapter)
+
+
+def test_an_adapter_over_a_4bit_base_is_refused(sft_adapter: str) -> None:
+    with pytest.raises(InputError, match="is a LoRA adapter, which cannot be merged into a 4-bit base"):
+        load_causal_lm(sft_adapter, quantization=FourBit(compute_dtype="float32"))
