@@ -56,6 +56,10 @@ class FSDP2Sharding:
         reshard_after_forward: free the policy's gathered blocks after the forward (gather again for the backward).
         cpu_offload: keep parameter shards, gradients and optimizer state in CPU memory (GPUs only).
         block_class: class name of the transformer block; None: read from the model's `_no_split_modules`.
+        replicas: HSDP: split the data-parallel ranks into this many groups of consecutive ranks (a node's ranks,
+            as launchers number them), shard within each group and replicate across them, so parameters are
+            all-gathered inside a node and only gradients cross nodes (reduced once per step); 1: plain FSDP2 over
+            every rank.
     """
 
     param_dtype: str | None = "bfloat16"
@@ -64,10 +68,29 @@ class FSDP2Sharding:
     reshard_after_forward: bool = True
     cpu_offload: bool = False
     block_class: str | None = None
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         for option in ("param_dtype", "reduce_dtype", "reference_param_dtype"):
             _dtype(getattr(self, option), option)
+        check_replicas(self.replicas)
+
+    def mesh_for(self, data_parallel: Any) -> Any:
+        """The mesh `fully_shard` takes: `data_parallel` itself, or with `replicas` > 1 a 2-D (replicate, shard) one
+        over the same ranks (rank = replica x group size + position in the group), which `fully_shard` runs as HSDP."""
+        if self.replicas == 1:
+            return data_parallel
+        ranks = data_parallel.size()
+        if ranks % self.replicas:
+            raise InputError(
+                f"trainer.strategy.replicas {self.replicas} must divide the {ranks} data-parallel ranks (num_nodes x "
+                "devices), e.g. the number of nodes"
+            )
+        from torch.distributed.device_mesh import init_device_mesh
+
+        return init_device_mesh(
+            data_parallel.device_type, (self.replicas, ranks // self.replicas), mesh_dim_names=("replicate", "shard")
+        )
 
     def shard(self, policy: nn.Module, reference: nn.Module | None, mesh: Any) -> None:
         """Shard `policy` and `reference` (when it is a model of its own) over the data-parallel ranks of `mesh`."""
@@ -87,6 +110,7 @@ class FSDP2Sharding:
         if self.cpu_offload and data_parallel.device_type != "cuda":
             raise InputError("trainer.strategy.cpu_offload needs CUDA devices (it moves shards between GPU and CPU)")
         offload = CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy()
+        data_parallel = self.mesh_for(data_parallel)
         policy_mp = MixedPrecisionPolicy(
             param_dtype=_dtype(self.param_dtype, "param_dtype"), reduce_dtype=_dtype(self.reduce_dtype, "reduce_dtype")
         )
@@ -94,6 +118,12 @@ class FSDP2Sharding:
         if reference is not None:
             reference_mp = MixedPrecisionPolicy(param_dtype=_dtype(self.reference_param_dtype, "reference_param_dtype"))
             _fully_shard(reference, data_parallel, reference_mp, True, offload, self.block_class)
+
+
+def check_replicas(replicas: object) -> None:
+    """Refuse an HSDP replica count that is not a whole number of at least 1 (`trainer.strategy.replicas`)."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise InputError(f"trainer.strategy.replicas must be a whole number of at least 1, got {replicas!r}")
 
 
 def _fully_shard(

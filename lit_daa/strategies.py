@@ -16,7 +16,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
 
 from lit_daa.checkpoint_io import restore_checkpoint, staging_path, swap_in
 from lit_daa.errors import InputError
-from lit_daa.sharding import FSDP2Sharding
+from lit_daa.sharding import FSDP2Sharding, check_replicas
 
 SUPPORTED_DEVICES = ("cuda", "cpu")
 
@@ -36,6 +36,8 @@ class FSDP2Strategy(ModelParallelStrategy):
             at an epoch boundary. A distributed checkpoint is written into a staging folder beside its path and
             swapped in once every rank is done, so the last complete one survives a kill during the write.
         process_group_backend: None: nccl on CUDA, gloo on CPU.
+        replicas: HSDP across this many groups of ranks (usually `num_nodes`): shard within a node, replicate
+            across nodes; 1: shard over every rank (see `lit_daa.sharding.FSDP2Sharding`).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         block_class: str | None = None,
         save_distributed_checkpoint: bool = True,
         process_group_backend: str | None = None,
+        replicas: int = 1,
     ) -> None:
         super().__init__(
             data_parallel_size="auto",
@@ -56,7 +59,7 @@ class FSDP2Strategy(ModelParallelStrategy):
             process_group_backend=process_group_backend,
         )
         self.sharding = FSDP2Sharding(
-            param_dtype, reduce_dtype, reference_param_dtype, reshard_after_forward, cpu_offload, block_class
+            param_dtype, reduce_dtype, reference_param_dtype, reshard_after_forward, cpu_offload, block_class, replicas
         )
 
     def _configure_launcher(self) -> None:
@@ -113,6 +116,9 @@ def check_strategy(value: object) -> None:
     """Refuse, in one sentence, a `trainer.strategy` that lit-daa cannot shard its two models with."""
     name = value if isinstance(value, str) else getattr(value, "class_path", None) or type(value).__name__
     name = str(name)
+    init_args = getattr(value, "init_args", None)
+    if init_args is not None and "replicas" in init_args:  # checked here too: jsonargparse hides a constructor's own
+        check_replicas(init_args["replicas"])
     fsdp1 = name.startswith("fsdp") and name != "fsdp2" or name.rsplit(".", 1)[-1] == "FSDPStrategy"
     if fsdp1:
         raise InputError(

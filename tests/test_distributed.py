@@ -135,6 +135,35 @@ def test_two_process_resume_after_sigkill_is_exact(tmp_path: Path, strategy: lis
     assert scalars(tmp_path / "a", "val/loss")[9] == scalars(tmp_path / "b", "val/loss")[9]
 
 
+@pytest.mark.slow
+def test_hsdp_two_nodes_of_two_matches_one_process_and_resumes_exactly(tmp_path: Path) -> None:
+    hsdp = [*FP32_FSDP2, "--trainer.strategy.replicas=2"]  # 4 ranks: 2 "nodes" of 2, sharded within, replicated across
+    run = ["--trainer.max_steps=6", "--trainer.val_check_interval=3", "--checkpoint.every_n_train_steps=2"]
+    probe = callback("plugins.probes.ShardProbe", out_dir=str(tmp_path / "probe"))
+    four = fit(tmp_path / "four", *hsdp, *run, probe, devices=4, timeout=600)
+    assert four.returncode == 0, four.stderr[-3000:]
+    for rank in range(4):
+        held = json.loads((tmp_path / "probe" / f"rank{rank}.json").read_text())["policy"]
+        assert held["placements"] == ["Replicate", "Shard"], held
+        # a shard group is 2 ranks: each rank keeps about half of every weight, not a quarter
+        assert held["full_numel"] // 2 - 64 <= held["local_numel"] <= held["full_numel"] // 2 + 64, held
+    one = fit(tmp_path / "one", *run)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = scalars(tmp_path / "one", "val/loss"), scalars(tmp_path / "four", "val/loss")
+    assert a.keys() == b.keys() and all(abs(a[s] - b[s]) < 1e-5 * max(1.0, abs(a[s])) for s in a), (a, b)
+    w1, w4 = weights(tmp_path / "one"), weights(tmp_path / "four")
+    for key in w1:
+        assert torch.allclose(w1[key], w4[key], atol=1e-5, rtol=0), key
+
+    killed = fit(tmp_path / "b", *hsdp, *run, kill_at(3), devices=4, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = fit(tmp_path / "b", *hsdp, *run, "--ckpt_path=last", devices=4, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    wb = weights(tmp_path / "b")
+    for key in w4:
+        assert torch.equal(w4[key], wb[key]), f"{key} differs after resuming HSDP from step 2"
+
+
 def test_ddp_fits_on_two_processes(tmp_path: Path) -> None:
     two = fit(
         tmp_path / "ddp", "--trainer.strategy=ddp", "--trainer.max_steps=4", "--trainer.val_check_interval=2", devices=2

@@ -36,6 +36,14 @@ def one_sentence(err: str, sentence: str) -> None:
             "is Lightning's FSDP1, which lit-daa does not use: shard the policy and the reference with FSDP2",
         ),
         (
+            ["--trainer.strategy=lit_daa.strategies.FSDP2Strategy", "--trainer.strategy.replicas=0"],
+            "trainer.strategy.replicas must be a whole number of at least 1, got 0",
+        ),
+        (
+            ["--trainer.strategy=lit_daa.strategies.FSDP2Strategy", "--trainer.strategy.replicas=2"],
+            "trainer.strategy.replicas 2 must divide the 1 data-parallel ranks (num_nodes x devices)",
+        ),
+        (
             ["--trainer.val_check_interval=100"],
             "trainer.val_check_interval 100 is longer than the epoch (12 training batches of 8 pairs per device)",
         ),

@@ -34,6 +34,8 @@ class ShardProbe(Callback):
                 "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
                 "full_numel": sum(p.numel() for p in params),
                 "trainable": sum(p.requires_grad for p in params),
+                # ["Replicate", "Shard"] under HSDP, ["Shard"] under plain FSDP2
+                "placements": [type(x).__name__ for x in getattr(params[0], "placements", ())],
             }
 
         info = {"policy": describe(pl_module.policy), "reference": describe(pl_module.reference.model)}
