@@ -75,17 +75,21 @@ class FSDP2Sharding:
             _dtype(getattr(self, option), option)
         check_replicas(self.replicas)
 
+    def check_ranks(self, ranks: int) -> None:
+        """Refuse `replicas` that do not divide the data-parallel ranks (0: not known yet, nothing to check)."""
+        if ranks and ranks % self.replicas:
+            raise InputError(
+                f"trainer.strategy.replicas {self.replicas} must divide the {ranks} data-parallel ranks (num_nodes x "
+                "devices), e.g. the number of nodes"
+            )
+
     def mesh_for(self, data_parallel: Any) -> Any:
         """The mesh `fully_shard` takes: `data_parallel` itself, or with `replicas` > 1 a 2-D (replicate, shard) one
         over the same ranks (rank = replica x group size + position in the group), which `fully_shard` runs as HSDP."""
         if self.replicas == 1:
             return data_parallel
         ranks = data_parallel.size()
-        if ranks % self.replicas:
-            raise InputError(
-                f"trainer.strategy.replicas {self.replicas} must divide the {ranks} data-parallel ranks (num_nodes x "
-                "devices), e.g. the number of nodes"
-            )
+        self.check_ranks(ranks)
         from torch.distributed.device_mesh import init_device_mesh
 
         return init_device_mesh(

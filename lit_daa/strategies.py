@@ -70,6 +70,8 @@ class FSDP2Strategy(ModelParallelStrategy):
                 f"trainer.strategy fsdp2 runs on CUDA GPUs or CPUs, not on '{device.type}' "
                 "(use --trainer.accelerator gpu or cpu)"
             )
+        # before any process group exists (a refusal later would leave one, and its port, behind)
+        self.sharding.check_ranks(self.num_nodes * len(self.parallel_devices or ()))
         super()._configure_launcher()
 
     def setup_environment(self) -> None:
