@@ -213,3 +213,73 @@ def test_lora_under_fsdp2_exports_merged_and_adapter_from_the_shards(tmp_path: P
         # merged weights compute what base + adapter compute, and the adapter did move the policy
         assert torch.allclose(logits(merged), logits(adapted), atol=1e-5)
         assert not torch.allclose(logits(merged), before, atol=1e-3)
+
+
+def two_nodes(launcher: str, root: Path, *extra: str, timeout: int = 600) -> list[subprocess.CompletedProcess]:
+    """`lit-daa fit` as two one-process "nodes" on loopback, launched as a cluster launches it on each node: by
+    torchrun (`--nnodes 2 --node-rank R`), or by srun (here: the variables srun sets for 2 tasks, one per node)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
+    nodes = []
+    for node in (0, 1):
+        if launcher == "torchrun":
+            start = [str(Path(sys.executable).with_name("torchrun")), "--nnodes=2", f"--node-rank={node}"]
+            start += ["--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m"]
+            node_env = env
+        else:
+            start = [sys.executable, "-m"]
+            node_env = {
+                **env,
+                **{"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242"},
+                **{"SLURM_JOB_NAME": "lit-daa", "SLURM_PROCID": str(node), "SLURM_LOCALID": "0"},
+                **{"SLURM_NODEID": str(node), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+            }
+        command = [
+            *start,
+            "lit_daa.cli",
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "quickstart.yaml"),
+            "--trainer.accelerator=cpu",
+            "--trainer.num_nodes=2",
+            "--trainer.devices=1",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            "--data.source.init_args.num_train=96",
+            "--data.source.init_args.num_val=30",
+            "--data.batch_size=4",
+            "--data.eval_batch_size=8",
+            *extra,
+        ]
+        nodes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node_env))
+    done = []
+    for process in nodes:
+        out, err = process.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["torchrun", "slurm"])
+def test_two_nodes_train_checkpoint_resume_and_export_like_one_process(tmp_path: Path, launcher: str) -> None:
+    sharded = [*FP32_FSDP2, "--trainer.val_check_interval=2"]  # each node holds half of every weight
+    first = two_nodes(launcher, tmp_path / "nodes", *sharded, "--trainer.max_steps=2")
+    assert all(p.returncode == 0 for p in first), [p.stderr[-2000:] for p in first]
+    assert (tmp_path / "nodes" / "checkpoints" / "last.ckpt" / ".metadata").is_file()  # sharded, both nodes wrote
+    # the same command with more steps resumes from the sharded checkpoint and continues as one longer run would
+    more = two_nodes(launcher, tmp_path / "nodes", *sharded, "--trainer.max_steps=4", "--ckpt_path=last", "--verbose")
+    assert all(p.returncode == 0 for p in more), [p.stderr[-2000:] for p in more]
+    assert "global step: 4" in more[0].stdout
+    last = tmp_path / "nodes" / "checkpoints" / "last.ckpt"
+    assert f"Restoring states from the checkpoint path at {last}" in more[0].stdout + more[0].stderr  # a resume
+    one = fit(tmp_path / "one", "--trainer.max_steps=4", "--trainer.val_check_interval=2")
+    assert one.returncode == 0, one.stderr[-3000:]
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "nodes")  # the export, gathered from both nodes
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        assert torch.allclose(w1[key], w2[key], atol=1e-5, rtol=0), key
