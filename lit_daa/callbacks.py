@@ -10,7 +10,7 @@ from pathlib import Path
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_daa.checkpoint_io import CheckpointWriteError, no_space_errno
+from lit_daa.checkpoint_io import CheckpointWriteError, no_space_errno, swap_in
 from lit_daa.export import export_policy
 from lit_daa.model_card import write_model_card
 
@@ -85,7 +85,7 @@ def publish_hf_policy(
         # the policy folder last: it is the one readers look for, so it appears only once the rest is in place
         for key in sorted(written, key=lambda k: k == "policy"):
             published[key] = target.parent / written[key].name
-            _replace_folder(written[key], published[key])
+            swap_in(written[key], published[key])
         shutil.rmtree(staging, ignore_errors=True)
     trainer.strategy.barrier("publish policy")
     return published
@@ -102,16 +102,6 @@ def no_room_to_publish(trainer: Trainer, target: Path, code: int) -> CheckpointW
     error = CheckpointWriteError(f"no room to write {target} ({os.strerror(code)}); {kept}")
     error.errno = code
     return error
-
-
-def _replace_folder(new: Path, final: Path) -> None:
-    """Rename `new` onto `final`; an existing `final` is set aside first (a folder cannot be renamed over)."""
-    aside = final.parent / f".replaced-{final.name}"
-    shutil.rmtree(aside, ignore_errors=True)
-    if final.exists():
-        os.replace(final, aside)
-    os.replace(new, final)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 EXPORT_LABELS = {

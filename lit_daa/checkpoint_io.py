@@ -117,7 +117,7 @@ def write_atomically(target: Path, data: bytes | memoryview) -> None:
         os.replace(temp, target)
     except BaseException as err:
         temp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno in NO_SPACE:
+        if no_space_errno(err) is not None:
             raise no_space_error(target, err) from None
         raise
     fsync_folder(target.parent)

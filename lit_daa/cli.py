@@ -20,7 +20,14 @@ from lit_daa.checkpoint_io import (
     no_space_errno,
     use_atomic_checkpoints,
 )
-from lit_daa.cli_config import read_config_files, settle_data_source, settle_output_root, settle_precision
+from lit_daa.cli_config import (
+    config_paths,
+    read_config_files,
+    settle_data_source,
+    settle_output_root,
+    settle_precision,
+    typed_values,
+)
 from lit_daa.console import quiet, verbose_requested
 from lit_daa.data.datamodule import PreferenceDataModule
 from lit_daa.errors import input_error_within
@@ -94,23 +101,20 @@ def names_model_class(argv: list[str]) -> bool:
     config does; with one (`model: {class_path: lit_daa.reward_model.RewardModule, init_args: {...}}`, or
     `--model CLASS`), any LightningModule with a `policy` argument is accepted.
     """
-    for i, arg in enumerate(argv):
-        if arg in ("--model", "--model.class_path") or arg.startswith(("--model=", "--model.class_path=")):
-            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
-            if not value.endswith((".yaml", ".yml", ".json")):
+    for value in typed_values(argv, "--model", "--model.class_path"):
+        if not value.endswith((".yaml", ".yml", ".json")):
+            return True
+        config = _read_yaml(value)
+        if isinstance(config, dict) and "class_path" in config:
+            return True
+    for path in config_paths(argv):
+        config = _read_yaml(path)
+        if not isinstance(config, dict):
+            continue
+        for section in (config, *(config.get(c) for c in ("fit", "validate", "test", "predict"))):
+            model = section.get("model") if isinstance(section, dict) else None
+            if isinstance(model, dict) and "class_path" in model:
                 return True
-            config = _read_yaml(value)
-            if isinstance(config, dict) and "class_path" in config:
-                return True
-        if arg in ("--config", "-c") or arg.startswith("--config="):
-            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
-            config = _read_yaml(value)
-            if not isinstance(config, dict):
-                continue
-            for section in (config, *(config.get(c) for c in ("fit", "validate", "test", "predict"))):
-                model = section.get("model") if isinstance(section, dict) else None
-                if isinstance(model, dict) and "class_path" in model:
-                    return True
     return False
 
 

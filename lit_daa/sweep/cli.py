@@ -29,13 +29,14 @@ from typing import Literal
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from lit_daa.cli_config import config_paths
 from lit_daa.errors import InputError
 from lit_daa.sweep.checks import check_spec
 from lit_daa.sweep.config import SweepConfig
 from lit_daa.sweep.driver import Sweep
 from lit_daa.sweep.excerpt import excerpt
 from lit_daa.sweep.slurm import slurm_script
-from lit_daa.sweep.spec_file import config_paths, read_yaml_mapping
+from lit_daa.sweep.spec_file import read_yaml_mapping
 from lit_daa.sweep.stored import check_evaluation_options, drop_evaluations
 
 ACTIONS = (

@@ -55,14 +55,3 @@ def read_yaml_mapping(path: str | Path, what: str, where: str = "") -> dict[str,
             f"{what} {path}{where} holds {kind} at line {line}, not a mapping of options (key: value lines)"
         )
     return value
-
-
-def config_paths(argv: list[str]) -> list[str]:
-    """The files given with `--config PATH` or `--config=PATH`, in order."""
-    paths = []
-    for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            paths.append(argv[i + 1])
-        elif arg.startswith("--config="):
-            paths.append(arg.split("=", 1)[1])
-    return paths
