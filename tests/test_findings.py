@@ -178,3 +178,28 @@ def test_contrasts_are_paired_by_seed() -> None:
     assert paired.std() < 0.01
     shifted = st.column_mean(tiny, "win_rate")  # the seed effect itself, unpaired
     assert shifted.std() > 0.02
+
+
+def test_an_objective_run_only_as_a_variant_is_read_against_dpo() -> None:
+    """A planted flat curve flattens DPO's hump; a copy of DPO's curve (own noise) reads 'neither'; neither one
+    enters the main grid's findings or the controls."""
+    models = {"tiny": 1}
+    coefficients = {("DPO", "tiny"): (0.12, 0.08), ("Flat", "tiny"): (0.05, 0.0), ("Same", "tiny"): (0.12, 0.08)}
+    frame = planted_results(
+        objectives=("DPO", "Flat", "Same"),
+        models=models,
+        betas=BETAS,
+        epoch_fractions=FRACTIONS,
+        coefficients=coefficients,
+        seeds=5,
+        noise=0.003,
+        seed=7,
+    )
+    frame.loc[frame["objective"].isin(["Flat", "Same"]), "variant"] = "overopt"
+    findings = FindingsBuilder(prepare_results(frame)).build()
+    table = findings.details["against_dpo"].set_index("objective")
+    assert table.loc["Flat", "reading"].startswith("flattens the hump")
+    assert table.loc["Flat", "drop_change_high"] < 0
+    assert table.loc["Same", "drop_change_low"] < 0 < table.loc["Same", "drop_change_high"]
+    assert "controls" not in findings.details  # no main-grid cell of Flat or Same to control against
+    assert set(findings.details["humps"]["objective"]) == {"DPO"}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lit_daa.analysis import statistics as st
+from lit_daa.analysis.against_dpo import against_dpo
 from lit_daa.analysis.fits import Gain, QuadraticForm, fit
 from lit_daa.analysis.intervals import (
     UNTESTED,
@@ -126,6 +127,9 @@ class FindingsBuilder:
         ]
         self.controls()
         self.mechanism()
+        compared = against_dpo(self.results)
+        if compared is not None:
+            self.details["against_dpo"] = compared
         table = pd.DataFrame(rows, columns=["finding", "paper", "here", "verdict", "units", "rule", "source"])
         return Findings(table, self.details)
 
@@ -657,6 +661,8 @@ class FindingsBuilder:
         results, out = self.results, []
         variants = results.variants.drop_duplicates("variant")
         for _, v in variants[variants["objective"] != "RDPO"].iterrows():
+            if not self._has(v["objective"], v["model"]):  # an objective only run as a variant: see against_dpo
+                continue
             mine = st.cell(results, v["objective"], v["model"], v["variant"])
             base = st.cell(results, v["objective"], v["model"]).only(mine.beta_grid)
             drop = t_interval(st.hump(mine)["drop"] - st.hump(base)["drop"])

@@ -125,6 +125,30 @@ def _controls_lines(findings: Findings) -> list[str]:
     return [*lines, ""]
 
 
+def _against_dpo_lines(findings: Findings) -> list[str]:
+    table = findings.details.get("against_dpo")
+    if table is None or table.empty:
+        return []
+    lines = [
+        "## Objectives against over-optimisation, beside DPO",
+        "",
+        "Each objective run only as a variant, against the main grid's DPO of the same size, paired by seed "
+        "(`lit_daa.analysis.against_dpo`): `drop_change` below 0 flattens the hump, above 0 deepens it; "
+        "`peak_sqrt_kl_change` away from 0 moves the peak; `rise_change` is the change of the best win rate over SFT. "
+        "95% t intervals over seeds.",
+        "",
+        markdown_table(table),
+        "",
+    ]
+    for _, row in table.iterrows():
+        lines.append(
+            f"- {row['objective']} ({row['model']}, {row['seeds']} seeds): {row['reading']}; drop change "
+            f"{row['drop_change']:+.3f} [{row['drop_change_low']:+.3f}, {row['drop_change_high']:+.3f}], peak at "
+            f"sqrt(KL) {row['peak_sqrt_kl']:.2f} against DPO's {row['dpo_peak_sqrt_kl']:.2f}."
+        )
+    return [*lines, ""]
+
+
 def build_report(
     findings: Findings, results: Results, figures: Mapping[str, Path], command: str, notes: list[str] | None = None
 ) -> str:
@@ -177,6 +201,7 @@ def build_report(
         ]
     lines += ["## Mechanism controls", "", *_figure(figures, "lab_controls.png"), *_controls_lines(findings)]
     lines += ["## The R-DPO length ablation", "", *_figure(figures, "lab_rdpo.png")]
+    lines += _against_dpo_lines(findings)
     if notes:
         lines += ["## Notes on the table", "", *(f"- {note}" for note in notes), ""]
     return "\n".join(lines) + "\n"
