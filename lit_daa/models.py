@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from lit_daa.errors import InputError
 from lit_daa.quantization import FourBit
@@ -63,6 +63,7 @@ def load_causal_lm(
     quantization: FourBit | None = None,
     device: torch.device | None = None,
     attn_implementation: str | None = None,
+    empty: bool = False,
 ) -> PreTrainedModel:
     """Load a causal LM with `AutoModelForCausalLM.from_pretrained`, naming the option on failure.
 
@@ -74,6 +75,8 @@ def load_causal_lm(
         attn_implementation: transformers' attention kernel (sdpa, flex_attention, ...); None: its default.
         device: where a quantized model is loaded (`device_map`), so that each rank quantizes onto its own GPU
             rather than all onto GPU 0; unquantized models load on the CPU and the strategy moves them.
+        empty: build the same model (the adapter's base, for an adapter) on the meta device from its config alone,
+            reading no weights: a rank that receives its shards from rank 0 (`lit_daa.sharded_loading`).
     """
     if dtype not in DTYPES:
         raise InputError(f"{option} dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
@@ -86,9 +89,13 @@ def load_causal_lm(
             "into its base model first (peft's merge_and_unload, then save_pretrained) and give that folder"
         )
     if quantization is not None:
+        if empty:
+            raise ValueError("a 4-bit model is quantized from its real weights, so it cannot be built empty")
         extra["quantization_config"] = quantization.config()
         extra["device_map"] = {"": device if device is not None else torch.device("cpu")}
     try:
+        if empty:
+            return empty_causal_lm(adapter_base or source, DTYPES[dtype], **extra)
         model = AutoModelForCausalLM.from_pretrained(adapter_base or source, dtype=DTYPES[dtype], **extra)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -96,6 +103,15 @@ def load_causal_lm(
     if adapter_base is not None:
         model = merge_adapter(model, source)
     return model if quantization is None else quantization.keep_trainable_layout(model)
+
+
+def empty_causal_lm(source: str, dtype: torch.dtype, **extra: object) -> PreTrainedModel:
+    """The model `from_pretrained(source)` would return, built on the meta device from the config alone: the same
+    classes, shapes, dtype, tied weights and eval mode, and no storage (the weights arrive later, sharded)."""
+    config = AutoConfig.from_pretrained(source)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, **extra)
+    return model.eval()  # as from_pretrained returns it
 
 
 def adapter_base_of(source: str) -> str | None:

@@ -24,6 +24,7 @@ from lit_daa.quantization import FourBit, require_bitsandbytes
 from lit_daa.reference import Reference, choose_reference
 from lit_daa.reference_cache import describe, fill_reference_cache
 from lit_daa.scoring import ScoredPairs, score_pairs
+from lit_daa.sharded_loading import RankZeroLoad
 from lit_daa.sharding import sharding_of
 
 
@@ -137,9 +138,14 @@ class DAAModule(PairMetricSteps, LightningModule):
             rank_zero_info(describe(results))
 
     def configure_model(self) -> None:
-        """Build the policy and the reference (once), then let a sharding strategy shard both."""
+        """Build the policy and the reference (once), then let a sharding strategy shard both.
+
+        Under a sharding strategy with several ranks only rank 0 loads the weights; the other ranks build both models
+        empty and receive their shards from it (`lit_daa.sharded_loading`).
+        """
         if self.policy is not None:  # Lightning calls this hook for every stage; the models are built once
             return
+        loading = RankZeroLoad.of(self._device_mesh, quantized=self.quantization is not None)
         model = load_causal_lm(
             self.policy_name,
             self.policy_dtype,
@@ -147,6 +153,7 @@ class DAAModule(PairMetricSteps, LightningModule):
             self.quantization,
             device=self._load_device(),
             attn_implementation=self.attn_implementation,
+            empty=loading.empty,
         )
         if self.disable_dropout:
             for module in model.modules():
@@ -161,16 +168,19 @@ class DAAModule(PairMetricSteps, LightningModule):
             self.policy,
             self.policy_name,
             self.reference_name,
-            self._load_reference,
+            lambda name: self._load_reference(name, loading.empty),
             cached=self.cached_reference,
         )
         self.reference.persistent = self.persist_reference
         if self._device_mesh is not None:  # a ModelParallelStrategy: shard here, as Lightning expects
-            sharding_of(self.trainer.strategy).shard(self.policy, self.reference.shardable(), self._device_mesh)
+            sharding = sharding_of(self.trainer.strategy)
+            models = (self.policy, self.reference.shardable())
+            with loading.filling(models, self.trainer.strategy.root_device, sharding.cpu_offload):
+                sharding.shard(*models, self._device_mesh)
 
-    def _load_reference(self, name: str) -> nn.Module:
+    def _load_reference(self, name: str, empty: bool = False) -> nn.Module:
         return load_causal_lm(
-            name, self.reference_dtype, "model.reference", attn_implementation=self.attn_implementation
+            name, self.reference_dtype, "model.reference", attn_implementation=self.attn_implementation, empty=empty
         )
 
     def _load_device(self) -> torch.device | None:
