@@ -13,12 +13,15 @@ from typing import Any
 RANDOM_NEOX = re.compile(r"^random-neox:(\d+)x(\d+)x(\d+)$")
 
 
-def prepare_model(name: str, max_length: int, workdir: Path) -> tuple[str, str]:
-    """Return (folder to load, description): resolve an embedded name or folder, or build a random GPT-NeoX."""
+def prepare_model(name: str, max_length: int, workdir: Path, vocab: int | None = None) -> tuple[str, str]:
+    """Return (folder to load, description): resolve an embedded name or folder, or build a random GPT-NeoX (of
+    `vocab` tokens when given: the word vocabulary padded, so that the LM head costs what a real one does)."""
     from lit_daa.models import resolve_model
 
     match = RANDOM_NEOX.match(name)
     if match is None:
+        if vocab is not None:
+            raise SystemExit("step_benchmark: --vocab needs a --model random-neox:HIDDENxLAYERSxHEADS")
         return resolve_model(name), name
     from lit_daa.synthetic.model import TinyNeoX
 
@@ -26,8 +29,12 @@ def prepare_model(name: str, max_length: int, workdir: Path) -> tuple[str, str]:
     if hidden % heads:
         raise SystemExit(f"step_benchmark: {name}: the hidden size must be a multiple of the number of heads")
     folder = workdir / f"random-neox-{hidden}x{layers}x{heads}"
-    TinyNeoX(hidden_size=hidden, num_layers=layers, num_heads=heads, max_positions=max(128, max_length)).build(folder)
-    return str(folder), f"{name} (random GPT-NeoX, synthetic word tokenizer)"
+    positions = max(128, max_length)
+    TinyNeoX(hidden_size=hidden, num_layers=layers, num_heads=heads, max_positions=positions, vocab_size=vocab).build(
+        folder
+    )
+    words = "" if vocab is None else f", vocabulary padded to {vocab}"
+    return str(folder), f"{name} (random GPT-NeoX, synthetic word tokenizer{words})"
 
 
 def world_kwargs(args: argparse.Namespace) -> dict[str, int]:

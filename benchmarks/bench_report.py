@@ -28,6 +28,8 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     first["median_step_ms"] = statistics.median(r["median_step_ms"] for r in ok)
     first["setup_s"] = statistics.median(r["setup_s"] for r in ok)
     first["peak_mem_mib"] = max(r["peak_mem_mib"] for r in ok)
+    working = [r["working_mem_mib"] for r in ok if r.get("working_mem_mib") is not None]
+    first["working_mem_mib"] = max(working) if working else None
     first["repeats"] = [round(r["pairs_per_s"], 2) for r in ok]
     first["failed_repeats"] = len(runs) - len(ok)
     first["load"] = [r["load"] for r in ok]
@@ -61,6 +63,8 @@ def summarize(results: dict[str, dict[str, Any]], sweep_runs: int = 20) -> dict[
         }
         if lit["peak_mem_mib"] and trl["peak_mem_mib"]:
             s["mem_ratio"] = lit["peak_mem_mib"] / trl["peak_mem_mib"]
+        if lit.get("working_mem_mib") and trl.get("working_mem_mib"):
+            s["working_ratio"] = lit["working_mem_mib"] / trl["working_mem_mib"]
         amortised = amortised_rate(lit, sweep_runs)
         if amortised is not None:
             s["amortised_ratio"] = amortised / trl["pairs_per_s"]
@@ -76,23 +80,25 @@ def summarize(results: dict[str, dict[str, Any]], sweep_runs: int = 20) -> dict[
 def table_lines(results: dict[str, dict[str, Any]], summary: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| framework | pairs/s | median step (ms) | pairs/s at median step | real tokens per step | peak memory "
-        "| / TRL pairs/s | / TRL at median step | / TRL memory |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| working memory | / TRL pairs/s | / TRL at median step | / TRL memory | / TRL working memory |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"| {name} | failed ({r['error']}) | | | | | | | |")
+            lines.append(f"| {name} | failed ({r['error']}) | | | | | | | | | |")
             continue
         s = summary.get(name, {})
         ratios = (
             f"**{s['speed_ratio']:.2f}x** | {s['median_ratio']:.2f}x | "
-            f"{(str(round(s['mem_ratio'], 2)) + 'x') if 'mem_ratio' in s else 'n/a'}"
+            f"{(str(round(s['mem_ratio'], 2)) + 'x') if 'mem_ratio' in s else 'n/a'} | "
+            f"{(str(round(s['working_ratio'], 2)) + 'x') if 'working_ratio' in s else 'n/a'}"
             if s
-            else " | | "
+            else " | | | "
         )
         lines.append(
             f"| {name} | {r['pairs_per_s']:.2f} | {r['median_step_ms']:.1f} | {median_rate(r):.2f} "
-            f"| {statistics.fmean(r['tokens']):,.0f} | {fmt_mem(r['peak_mem_mib'])} | {ratios} |"
+            f"| {statistics.fmean(r['tokens']):,.0f} | {fmt_mem(r['peak_mem_mib'])} "
+            f"| {fmt_mem(r.get('working_mem_mib'))} | {ratios} |"
         )
     return lines
 

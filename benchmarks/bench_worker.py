@@ -21,6 +21,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+# the LM head lit-daa scores with (`lit_daa.logps.DEFAULT_HEAD`): the default, or one of its two heads
+HEADS = ("default", "chunked", "logits")
+
+
+def use_head(name: str) -> None:
+    """Make `name` the head of every scoring pass in this process (`--heads`)."""
+    from lit_daa import logps
+
+    heads = {"chunked": logps.ChunkedHead, "logits": logps.LogitsHead}
+    if name in heads:
+        logps.DEFAULT_HEAD = heads[name]()
+
+
 def current_rss_mib() -> float:
     """Resident set size of this process now (Linux /proc; psutil elsewhere)."""
     try:
@@ -63,6 +76,7 @@ class Recorder:
         self.losses: list[Any] = []
         self.tokens: list[Any] = []
         self.shapes: list[list[int]] = []
+        self.loaded_mib: float | None = None  # memory in use once the models are loaded, before step 1
 
     def now(self) -> float:
         if self.cuda:
@@ -73,6 +87,12 @@ class Recorder:
 
     def begin(self) -> None:
         self.start = self.now()
+        if self.cuda:
+            import torch
+
+            self.loaded_mib = torch.cuda.memory_allocated() / 2**20
+        else:
+            self.loaded_mib = current_rss_mib()
 
     def batch(self, loss: Any, input_ids: Any, real_tokens: Any) -> None:
         """Record a step's loss, the real (non-padding) tokens the model computed, and the padded shape."""
@@ -100,6 +120,8 @@ def worker_main(framework: str, spec_path: Path, result_path: Path) -> int:
     else:
         import lit_daa.data.datamodule  # noqa: F401
         import lit_daa.module  # noqa: F401
+
+        use_head(spec.get("head", "default"))
     baseline_rss = current_rss_mib()
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
@@ -124,6 +146,7 @@ def worker_main(framework: str, spec_path: Path, result_path: Path) -> int:
         device_name = torch.cuda.get_device_name(0)
     else:
         peak = peak_rss_mib() - baseline_rss
+        recorder.loaded_mib = None if recorder.loaded_mib is None else recorder.loaded_mib - baseline_rss
         device_name = cpu_name() + f", torch threads {torch.get_num_threads()}"
     result = {
         "framework": framework,
@@ -132,6 +155,10 @@ def worker_main(framework: str, spec_path: Path, result_path: Path) -> int:
         "median_step_ms": statistics.median(step_ms),
         "step_ms": step_ms,
         "peak_mem_mib": peak,
+        # working memory: what the steps add to the loaded models (activations, logits, gradients, optimizer state)
+        "loaded_mem_mib": recorder.loaded_mib,
+        "working_mem_mib": None if recorder.loaded_mib is None else peak - recorder.loaded_mib,
+        "head": spec.get("head", "default"),
         "baseline_rss_mib": baseline_rss,
         "setup_s": (recorder.start or t0) - t0,
         "losses": [float(x) for x in torch.stack(recorder.losses).cpu()],

@@ -53,7 +53,7 @@ for path in (REPO, REPO / "benchmarks"):  # run as a script from a checkout that
 
 from bench_data import length_report, make_rows, prepare_model, write_rows  # noqa: E402
 from bench_report import RESIDUAL_NOTES, combine, fmt_mem, markdown_section, summarize  # noqa: E402
-from bench_worker import VARIANTS, worker_main  # noqa: E402
+from bench_worker import HEADS, VARIANTS, worker_main  # noqa: E402
 
 FRAMEWORKS = (*VARIANTS, "trl")
 
@@ -89,6 +89,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", choices=("world", "tldr"), default="world", help="pair shape (default: %(default)s)")
     p.add_argument("--prompt-range", default="150,500", help="--data tldr: MIN,MAX prompt words (default: %(default)s)")
     p.add_argument("--token-budget", type=int, default=2048, help="Packed layout's tokens per row (%(default)s)")
+    p.add_argument(
+        "--vocab",
+        type=int,
+        default=None,
+        help="random-neox only: pad the vocabulary (embedding and LM head) to this size, e.g. 50304 (default: 151)",
+    )
+    p.add_argument(
+        "--heads",
+        default="default",
+        help=f"comma-separated LM heads to run each lit-daa variant with, of {', '.join(HEADS)} (default: %(default)s)",
+    )
     p.add_argument("--bucket-batches", type=int, default=0, help="length buckets, in batches (default: off)")
     p.add_argument("--sweep-runs", type=int, default=20, help="runs a reference precompute is amortised over")
     p.add_argument("--pair-seed", type=int, default=0, help="seed of SyntheticWorld().pairs (default: %(default)s)")
@@ -125,6 +136,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         unknown = set(args.framework_list) - set(FRAMEWORKS)
         if unknown or not args.framework_list:
             p.error(f"--frameworks takes a comma-separated subset of {', '.join(FRAMEWORKS)}")
+        args.head_list = [h.strip() for h in args.heads.split(",") if h.strip()]
+        if not args.head_list or set(args.head_list) - set(HEADS):
+            p.error(f"--heads takes a comma-separated subset of {', '.join(HEADS)}")
     return args
 
 
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(args.log_dir) if args.log_dir else workdir
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        model_path, model_desc = prepare_model(args.model, args.max_length, workdir)
+        model_path, model_desc = prepare_model(args.model, args.max_length, workdir, args.vocab)
         num_pairs = args.steps * args.batch_size
         rows, data_desc = make_rows(args, num_pairs)
         pairs_path = write_rows(rows, workdir / "pairs.jsonl")
@@ -224,14 +238,21 @@ def main(argv: list[str] | None = None) -> int:
             f" ({args.warmup} warm-up); sequences <= {lengths['max_sequence_tokens']} tokens",
             flush=True,
         )
-        runs: dict[str, list[dict[str, Any]]] = {f: [] for f in frameworks}
+        # each lit-daa variant once per head; a name gains "+head" when more than one head is compared
+        named = [
+            (f if f == "trl" or len(args.head_list) == 1 else f"{f}+{h}", f, h)
+            for f in frameworks
+            for h in (["default"] if f == "trl" else args.head_list)
+        ]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in named}
         for repeat in range(args.repeats):
-            for framework in frameworks:
-                label = framework if args.repeats == 1 else f"{framework} #{repeat + 1}"
+            for name, framework, head in named:
+                label = name if args.repeats == 1 else f"{name} #{repeat + 1}"
                 print(f"[{label}] running in a fresh subprocess ...", flush=True)
-                tag = framework if args.repeats == 1 else f"{framework}-{repeat + 1}"
-                r = run_worker(framework, spec, workdir, log_dir, tag)
-                runs[framework].append(r)
+                tag = name.replace("+", "-") if args.repeats == 1 else f"{name.replace('+', '-')}-{repeat + 1}"
+                r = run_worker(framework, {**spec, "head": head}, workdir, log_dir, tag)
+                r["framework"] = name
+                runs[name].append(r)
                 if "error" not in r:
                     print(
                         f"[{label}] {r['pairs_per_s']:.2f} pairs/s (median step {r['median_step_ms']:.1f} ms), "
@@ -253,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                 if device == "cuda"
                 else "peak RSS of the framework's own process minus its RSS once the framework was imported"
                 " (before any model or data was loaded)"
-            ),
+            )
+            + "; working memory: the peak minus what was in use once the models were loaded (at the start of"
+            " training), i.e. what the steps add",
         }
         command = "python benchmarks/step_benchmark.py " + shlex.join(argv if argv is not None else sys.argv[1:])
         section = markdown_section(args, command.strip(), results, summary, info)

@@ -8,14 +8,17 @@ turned into log-probs in float32 a chunk of rows at a time and summed per sequen
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lit_daa.layouts.masks import attention_mask
+from lit_daa.chunked_head import chunked_token_scores
+from lit_daa.layouts.masks import attention_inputs
 
 
 def token_scores(
@@ -91,18 +94,110 @@ class TokenScores:
         return out.index_add_(0, batch["target_seq"], self.logps)
 
 
-def batch_token_scores(model: nn.Module, batch: dict[str, Tensor], collision: bool = False) -> TokenScores:
+def _forward(model: nn.Module, batch: dict[str, Tensor]) -> Any:
+    """The model's forward on a scoring batch: ids, positions, and the layout's attention inputs."""
+    inputs = attention_inputs(model, batch)
+    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False, **inputs)
+
+
+class LogitsHead:
+    """The model's own head builds the (K, V) logits of the scored positions, which autograd keeps for the
+    backward (with their float32 upcasts); `token_scores` reduces them. Works with any head (LoRA, softcapping)."""
+
+    def scores(self, model: nn.Module, batch: dict[str, Tensor], collision: bool = False) -> TokenScores:
+        with head_on_positions(model, batch["target_index"]):
+            logits = _forward(model, batch).logits
+        flat = logits.reshape(-1, logits.shape[-1])
+        return TokenScores(*token_scores(flat, batch["target_ids"], collision=collision))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ChunkedHead(LogitsHead):
+    """The head's log-probs chunk by chunk (`lit_daa.chunked_head`): the (K, V) logits are never held, and the
+    backward recomputes each chunk's. Gradients equal `LogitsHead`'s to float rounding.
+
+    The head module still runs inside the model's forward (on zero rows), so FSDP2 has gathered its weight when
+    the chunked function reads it, and the result is the model's output, on which FSDP2 hangs its backward hooks.
+    A head that is not a plain `nn.Linear` (a LoRA-adapted or quantized one) and a model that transforms the
+    head's output (e.g. Gemma-2's logit softcapping) are scored by `LogitsHead` instead.
+
+    Args:
+        chunk_rows: rows per chunk (default: about 64 MiB of float32 logits per chunk).
+    """
+
+    def __init__(self, chunk_rows: int | None = None) -> None:
+        self.chunk_rows = chunk_rows
+        self._transforming: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # models seen to transform the head
+
+    def scores(self, model: nn.Module, batch: dict[str, Tensor], collision: bool = False) -> TokenScores:
+        head = output_head(model)
+        if type(head) is not nn.Linear or model in self._transforming:
+            return super().scores(model, batch, collision)
+        targets = batch["target_ids"]
+        with chunked_head_on_positions(head, batch["target_index"], targets, collision, self.chunk_rows) as result:
+            out = _forward(model, batch).logits
+        if result.output is None or out is not result.output:
+            # the model changed what its head returned (scaled or capped logits): score it with the whole logits
+            self._transforming.add(model)
+            return super().scores(model, batch, collision)
+        return TokenScores(out[:, 0], out[:, 1] if collision else None)
+
+
+@dataclass
+class HeadResult:
+    """What the chunked head's hooks returned as the head's output ((K, 1) or (K, 2) float32), once it ran."""
+
+    output: Tensor | None = None
+
+
+@contextmanager
+def chunked_head_on_positions(
+    head: nn.Module, flat_positions: Tensor, targets: Tensor, collision: bool, chunk_rows: int | None = None
+) -> Iterator[HeadResult]:
+    """While active, the linear `head` returns [log p(target), log collision] of the hidden states at
+    `flat_positions` (K,) of the (R * S) grid instead of logits (computed by `chunked_token_scores`).
+
+    A pre-hook takes the selected hidden states and hands the head zero rows; a forward hook replaces the head's
+    (0, V) output. Both run inside the model's own forward, where FSDP2 has gathered the head's weight.
+    """
+    result = HeadResult()
+    selected: list[Tensor] = []
+
+    def select(module: nn.Module, args: tuple) -> tuple:
+        flat = args[0].reshape(-1, args[0].shape[-1])
+        selected.append(flat.index_select(0, flat_positions))
+        return (flat[:0], *args[1:])
+
+    def replace(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        logps, collisions = chunked_token_scores(
+            selected.pop(), module.weight, module.bias, targets, collision, chunk_rows
+        )
+        result.output = torch.stack([logps, collisions], dim=-1) if collisions is not None else logps[:, None]
+        return result.output
+
+    handles = [head.register_forward_pre_hook(select), head.register_forward_hook(replace)]
+    try:
+        yield result
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# The head `batch_token_scores` uses unless told otherwise (measured in benchmarks/RESULTS.md, "The head, chunked").
+DEFAULT_HEAD: LogitsHead = ChunkedHead()
+
+
+def batch_token_scores(
+    model: nn.Module, batch: dict[str, Tensor], collision: bool = False, head: LogitsHead | None = None
+) -> TokenScores:
     """The model's `TokenScores` on a scoring batch (one forward; the LM head on scored positions only).
 
     `collision` also computes log sum_v p(v)^2 per token (only objectives that read it, e.g. WPO, ask).
+    `head` picks how the head's log-probs are computed (default `DEFAULT_HEAD`).
     """
-    mask = attention_mask(model, batch)
-    with head_on_positions(model, batch["target_index"]):
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
-        ).logits
-    flat = logits.reshape(-1, logits.shape[-1])
-    return TokenScores(*token_scores(flat, batch["target_ids"], collision=collision))
+    return (head or DEFAULT_HEAD).scores(model, batch, collision)
 
 
 def batch_logps(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,8 @@ query row is ever fully masked.
 - `sdpa` (and CPU): a dense boolean mask (R, 1, S, S), True where attention is allowed; Hugging Face passes a 4-D
   mask through unchanged and PyTorch's scaled_dot_product_attention reads True as "attend".
 - `flex_attention` (CUDA): a FlexAttention `BlockMask` with the same rule, which skips fully masked blocks.
+- `segments` (`lit_daa.segment_attention`): no mask at all; the ids themselves go to the attention function,
+  which attends segment by segment.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_daa import segment_attention
 from lit_daa.errors import InputError
+from lit_daa.segment_attention import Segments
 
-SUPPORTED = ("sdpa", "flex_attention")
+SUPPORTED = ("sdpa", "flex_attention", segment_attention.NAME)
 
 
 def attention_implementation(model: Any) -> str:
@@ -53,12 +57,30 @@ def attention_mask(model: Any, batch: dict[str, Tensor]) -> Any:
     if "doc_ids" not in batch:
         return batch["attention_mask"]
     impl = attention_implementation(model)
-    if impl == "flex_attention":
-        return block_mask(batch["doc_ids"], batch["segments"])
-    if impl == "sdpa":
-        return dense_mask(batch["doc_ids"], batch["segments"])
-    raise InputError(
-        "data.layout SharedPrompt and Packed need attention that honours a custom mask "
-        f"(attn_implementation sdpa or flex_attention), but the model uses '{impl}'; set "
-        "--model.attn_implementation sdpa, or --data.layout Concatenated"
-    )
+    if impl not in MASKS:
+        raise InputError(
+            "data.layout SharedPrompt and Packed need attention that honours a custom mask "
+            f"(attn_implementation sdpa, flex_attention or segments), but the model uses '{impl}'; set "
+            "--model.attn_implementation sdpa, or --data.layout Concatenated"
+        )
+    return MASKS[impl](batch["doc_ids"], batch["segments"])
+
+
+# the mask each attention implementation reads a branching layout's structure from (segment attention, called
+# without its `Segments`, is SDPA and reads the dense mask)
+MASKS = {"sdpa": dense_mask, "flex_attention": block_mask, segment_attention.NAME: dense_mask}
+
+
+def attention_inputs(model: Any, batch: dict[str, Tensor]) -> dict[str, Any]:
+    """The attention keyword arguments of the model's forward on a scoring batch.
+
+    With segment attention and a branching layout: the ids as `Segments` and an all-ones padding mask, from which
+    transformers builds no mask at all (and no packed-sequence mask from the restarting positions).
+    """
+    if "doc_ids" in batch and attention_implementation(model) == segment_attention.NAME:
+        doc_ids = batch["doc_ids"]
+        return {
+            "attention_mask": torch.ones_like(doc_ids),
+            segment_attention.KWARG: Segments(doc_ids, batch["segments"]),
+        }
+    return {"attention_mask": attention_mask(model, batch)}
