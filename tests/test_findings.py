@@ -11,8 +11,10 @@ import pytest
 from plugins.planted import planted_results
 
 from lit_daa.analysis import statistics as st
+from lit_daa.analysis.figures import draw_lab_figures
 from lit_daa.analysis.findings import FindingsBuilder
 from lit_daa.analysis.intervals import FAILS, HOLDS, PARTIAL, UNTESTED
+from lit_daa.analysis.report import build_report
 from lit_daa.analysis.results import prepare_results
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0)  # d at most 7: no win rate clipped at 0 or 1
@@ -180,7 +182,7 @@ def test_contrasts_are_paired_by_seed() -> None:
     assert shifted.std() > 0.02
 
 
-def test_an_objective_run_only_as_a_variant_is_read_against_dpo() -> None:
+def test_an_objective_run_only_as_a_variant_is_read_against_dpo(tmp_path) -> None:
     """A planted flat curve flattens DPO's hump; a copy of DPO's curve (own noise) reads 'neither'; neither one
     enters the main grid's findings or the controls."""
     models = {"tiny": 1}
@@ -196,10 +198,17 @@ def test_an_objective_run_only_as_a_variant_is_read_against_dpo() -> None:
         seed=7,
     )
     frame.loc[frame["objective"].isin(["Flat", "Same"]), "variant"] = "overopt"
-    findings = FindingsBuilder(prepare_results(frame)).build()
+    results = prepare_results(frame)
+    findings = FindingsBuilder(results).build()
     table = findings.details["against_dpo"].set_index("objective")
     assert table.loc["Flat", "reading"].startswith("flattens the hump")
     assert table.loc["Flat", "drop_change_high"] < 0
     assert table.loc["Same", "drop_change_low"] < 0 < table.loc["Same", "drop_change_high"]
     assert "controls" not in findings.details  # no main-grid cell of Flat or Same to control against
     assert set(findings.details["humps"]["objective"]) == {"DPO"}
+    figures = draw_lab_figures(results, tmp_path, dpi=40)
+    assert "lab_against_dpo.png" in figures and "lab_controls.png" not in figures
+    report = build_report(findings, results, figures, "make lab")
+    assert (
+        "## Objectives against over-optimisation, beside DPO" in report and "- Flat (tiny, 5 seeds): flattens" in report
+    )

@@ -213,7 +213,42 @@ def _variant_pairs(results: Results, exclude_objective: str | None = "RDPO") -> 
     firsts = v.drop_duplicates("variant")
     if exclude_objective:
         firsts = firsts[firsts["objective"] != exclude_objective]
+    # a variant whose objective has no main-grid cell has no base world to stand beside (see fig_against_dpo)
+    main = set(zip(results.policy["objective"], results.policy["model"], strict=True))
+    firsts = firsts[[(o, m) in main for o, m in zip(firsts["objective"], firsts["model"], strict=True)]]
     return list(zip(firsts["variant"], firsts["objective"], firsts["model"], strict=True))
+
+
+def fig_against_dpo(results: Results, path: Path, dpi: int = 120) -> bool:
+    """Per objective run only as a variant (panels): its win rate against sqrt(KL) beside the main grid's DPO of the
+    same size (grey), seed means with 95% error bars (`analysis.against_dpo` reads the same curves)."""
+    v = results.variants
+    if v.empty:
+        return False
+    main = results.policy
+    has_main = set(zip(main["objective"], main["model"], strict=True))
+    keys = v.drop_duplicates(["variant", "objective", "model"])
+    keys = [
+        (variant, objective, model)
+        for variant, objective, model in zip(keys["variant"], keys["objective"], keys["model"], strict=True)
+        if (objective, model) not in has_main and ("DPO", model) in has_main
+    ]
+    if not keys:
+        return False
+    fig, axes = _figure(1, len(keys), sharey="row")
+    for col, (variant, objective, model) in enumerate(keys):
+        mine = v[(v["variant"] == variant) & (v["objective"] == objective) & (v["model"] == model)]
+        dpo = main[(main["objective"] == "DPO") & (main["model"] == model)]
+        ax = axes[0][col]
+        _points(ax, seed_summary(dpo, "win_rate"), "win_rate", "grey", "DPO")
+        _points(ax, seed_summary(mine, "win_rate"), "win_rate", "tab:red", objective)
+        _sft(ax, results, model, "black")
+        ax.set_title(f"{objective} / {model}")
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("gold win rate")
+    return _save(fig, path, dpi)
 
 
 def fig_controls(results: Results, path: Path, dpi: int = 120) -> bool:
@@ -312,6 +347,7 @@ LAB_FIGURES = {
     "lab_gold_breakdown.png": ("The gold reward's terms and the cut share along KL, per size", fig_gold_breakdown),
     "lab_controls.png": ("Mechanism controls against the base world", fig_controls),
     "lab_rdpo.png": ("The R-DPO length ablation", fig_rdpo),
+    "lab_against_dpo.png": ("Objectives against over-optimisation beside DPO", fig_against_dpo),
 }
 
 

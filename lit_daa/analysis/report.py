@@ -125,13 +125,14 @@ def _controls_lines(findings: Findings) -> list[str]:
     return [*lines, ""]
 
 
-def _against_dpo_lines(findings: Findings) -> list[str]:
+def _against_dpo_lines(findings: Findings, figures: Mapping[str, Path]) -> list[str]:
     table = findings.details.get("against_dpo")
     if table is None or table.empty:
         return []
     lines = [
         "## Objectives against over-optimisation, beside DPO",
         "",
+        *_figure(figures, "lab_against_dpo.png"),
         "Each objective run only as a variant, against the main grid's DPO of the same size, paired by seed "
         "(`lit_daa.analysis.against_dpo`): `drop_change` below 0 flattens the hump, above 0 deepens it; "
         "`peak_sqrt_kl_change` away from 0 moves the peak; `rise_change` is the change of the best win rate over SFT. "
@@ -201,7 +202,7 @@ def build_report(
         ]
     lines += ["## Mechanism controls", "", *_figure(figures, "lab_controls.png"), *_controls_lines(findings)]
     lines += ["## The R-DPO length ablation", "", *_figure(figures, "lab_rdpo.png")]
-    lines += _against_dpo_lines(findings)
+    lines += _against_dpo_lines(findings, figures)
     if notes:
         lines += ["## Notes on the table", "", *(f"- {note}" for note in notes), ""]
     return "\n".join(lines) + "\n"
