@@ -18,6 +18,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lit-daa-packed": {"layout": "Packed", "cached": False},
     "lit-daa-shared-cached": {"layout": "SharedPrompt", "cached": True},
     "lit-daa-packed-cached": {"layout": "Packed", "cached": True},
+    # packed rows with segment attention (`lit_daa.segment_attention`): no dense mask, each pair's segments only
+    "lit-daa-packed-segments": {"layout": "Packed", "cached": False, "attn": "segments"},
+    "lit-daa-shared-segments": {"layout": "SharedPrompt", "cached": False, "attn": "segments"},
 }
 
 
@@ -228,7 +231,8 @@ def run_lit_daa(spec: dict[str, Any], recorder: Recorder, variant: dict[str, Any
         optimizer=optimizer_factory(spec),
         cached_reference=variant["cached"],
         # packing pays off on GPUs with FlexAttention, which skips the blocks a packed row's mask hides
-        attn_implementation="flex_attention" if cuda and variant["layout"] == "Packed" else None,
+        attn_implementation=variant.get("attn")
+        or ("flex_attention" if cuda and variant["layout"] == "Packed" else None),
     )
     data = data_module(spec, variant["layout"])
     precompute_s = 0.0

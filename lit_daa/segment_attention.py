@@ -30,6 +30,7 @@ from lit_daa.errors import InputError
 
 NAME = "segments"
 KWARG = "lit_daa_segments"  # the model-forward keyword that carries `Segments` down to attention
+FLEX_DEVICES = ("cuda",)  # devices whose segment attention is FlexAttention (elsewhere: SDPA per segment)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def segment_attention_forward(
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     if kwargs.get("softcap") is not None:
         raise InputError("--model.attn_implementation segments does not cap attention logits; use eager")
-    if query.device.type == "cuda":
+    if query.device.type in FLEX_DEVICES:
         from transformers.integrations.flex_attention import flex_attention_forward
 
         return flex_attention_forward(module, query, key, value, segments.block_mask(), scaling=scaling)

@@ -74,3 +74,19 @@ def test_segments_are_built_once_per_forward() -> None:
     batch = SharedPrompt().collate(pairs(2), 0)
     segments = Segments(batch["doc_ids"], batch["segments"])
     assert segments.groups() is segments.groups()
+
+
+@pytest.mark.slow  # FlexAttention compiles its kernel on the CPU: about 15 s
+def test_the_flex_attention_branch_gives_the_same_logps(monkeypatch) -> None:  # noqa: ANN001
+    """The CUDA branch (FlexAttention with the segments' block mask), run on the CPU where FlexAttention works."""
+    model = MODELS["mistral"]().eval()
+    rows = pairs(4, seed=5)
+    with torch.no_grad():
+        dense, _ = batch_logps(model, Concatenated().collate(rows, 0))
+        model.config._attn_implementation = segment_attention.NAME
+        monkeypatch.setattr(segment_attention, "FLEX_DEVICES", ("cpu",))
+        try:
+            flex, _ = batch_logps(model, Packed(token_budget=128).collate(rows, 0))
+        except Exception as err:  # noqa: BLE001 - FlexAttention needs a compiler toolchain on some CPUs
+            pytest.skip(f"FlexAttention forward is not available here ({type(err).__name__})")
+    assert torch.allclose(flex, dense, atol=1e-4), (flex - dense).abs().max()
