@@ -7,6 +7,8 @@ from abc import abstractmethod
 
 from torch import Tensor
 
+from lit_daa.metrics import logged
+
 
 class PairMetricSteps:
     """Mixin for a LightningModule with `val_metrics`, `extra_val_metrics` (name -> collection), `val_names` and
@@ -24,14 +26,16 @@ class PairMetricSteps:
         metrics = self.extra_val_metrics[name] if name else self.val_metrics
         metrics.update(**values)
         b = values["losses"].shape[0]
-        self.log_dict(metrics, on_epoch=True, batch_size=b, add_dataloader_idx=False)
-        if not name:
-            self.log("val/acc", metrics[self.progress_metric], prog_bar=True, logger=False, add_dataloader_idx=False)
+        # only the metrics this data has values for: pairs log pair accuracy, unpaired rows their own (metrics.py)
+        self.log_dict(logged(metrics), on_epoch=True, batch_size=b, add_dataloader_idx=False)
+        progress = metrics[self.progress_metric]
+        if not name and getattr(progress, "seen", True):
+            self.log("val/acc", progress, prog_bar=True, logger=False, add_dataloader_idx=False)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         values = self.pair_metric_values(batch)
         self.test_metrics.update(**values)
-        self.log_dict(self.test_metrics, on_epoch=True, batch_size=values["losses"].shape[0])
+        self.log_dict(logged(self.test_metrics), on_epoch=True, batch_size=values["losses"].shape[0])
 
 
 __all__ = ["PairMetricSteps"]

@@ -1,7 +1,10 @@
-"""The one scoring path: a collated batch -> sequence log-probs -> `PairLogps` -> objective -> metric values.
+"""The one scoring path: a collated batch -> sequence log-probs -> `PairLogps` (or `RowLogps`) -> objective ->
+metric values.
 
 `training_step`, `validation_step`, `test_step` and the sweep's held-out evaluation all call `score_pairs`, so a
-change of layout or of where reference log-probs come from lands here once.
+change of layout or of where reference log-probs come from lands here once. A batch of unpaired rows (it carries
+`label`, see `lit_daa.data.unpaired`) is laid out and scored exactly as a batch of pairs, its 2B sequences being
+[completions; mismatched completions]; only the split into the objective's input differs (`ScoredRows`).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from lit_daa.errors import InputError
 from lit_daa.logps import batch_token_scores
-from lit_daa.objectives import Objective, ObjectiveOutput, PairLogps
+from lit_daa.objectives import Objective, ObjectiveOutput, PairLogps, RowLogps, RowOutput
 from lit_daa.objectives.base import PairTokens
 from lit_daa.reference import Reference
 
@@ -44,18 +48,71 @@ class ScoredPairs:
         return {name: value[self.valid] for name, value in values.items()}
 
 
-def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, batch: dict[str, Tensor]) -> ScoredPairs:
-    """Score the B pairs of a collated batch (see `PreferenceCollator`: 2B rows [chosen; rejected]).
+@dataclass
+class ScoredRows:
+    """B scored unpaired rows (the sibling of `ScoredPairs`).
+
+    Attributes:
+        logps: the rows' and their mismatched sequences' log-probs.
+        output: the objective's loss, per-row losses, implicit rewards and KL estimate.
+        valid: (B,) bool, False on rows that only pad a rank's share of an evaluation set; None: all valid.
+    """
+
+    logps: RowLogps
+    output: RowOutput
+    valid: Tensor | None = None
+
+    def metric_values(self) -> dict[str, Tensor]:
+        """Values for `lit_daa.metrics.preference_metrics`: per-row losses, rewards and log-probs of the desirable
+        and of the undesirable rows (each only its rows), and the batch's KL estimate (one value); padding left out."""
+        keep = self.logps.label.new_ones(self.logps.label.shape) if self.valid is None else self.valid
+        desirable, undesirable = keep & self.logps.label, keep & ~self.logps.label
+        rewards, policy = self.output.rewards, self.logps.policy.detach()
+        return {
+            "losses": self.output.losses.detach()[keep],
+            "desirable_rewards": rewards[desirable],
+            "undesirable_rewards": rewards[undesirable],
+            "policy_desirable": policy[desirable],
+            "policy_undesirable": policy[undesirable],
+            "kl_mismatched": self.output.kl.detach().reshape(1),
+        }
+
+
+Scored = ScoredPairs | ScoredRows
+
+
+def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, batch: dict[str, Tensor]) -> Scored:
+    """Score the B pairs (or unpaired rows) of a collated batch (see `PreferenceCollator`: 2B sequences).
 
     Args:
         policy: the model being trained (any strategy's wrapping of a Hugging Face causal LM).
         reference: where reference log-probs come from (`lit_daa.reference`).
-        objective: the DAA loss.
-        batch: a scoring batch of any layout (`PreferenceCollator`); optional `ref_logps` (2B,) and `valid` (B,).
+        objective: the DAA loss; an unpaired one (`objective.unpaired`) needs a batch of unpaired rows.
+        batch: a scoring batch of any layout (`PreferenceCollator`); optional `ref_logps` (2B,) and `valid` (B,);
+            `label` (B,) on a batch of unpaired rows.
     """
+    check_batch_kind(objective, batch)
     scores = batch_token_scores(policy, batch, collision=objective.needs_collision)
     ref_sums, ref_tokens = reference.scores(batch)
+    if objective.unpaired:
+        rows = RowLogps.from_rows(scores.sums(batch), batch["counts"], ref_sums, batch["label"])
+        return ScoredRows(rows, objective(rows), batch.get("valid"))
     collision = None if scores.collision is None else scores.collision.detach()
     tokens = PairTokens(batch["target_seq"], batch["target_pos"], scores.logps, collision, ref_tokens)
     logps = PairLogps.from_rows(scores.sums(batch), batch["counts"], ref_sums, tokens)
     return ScoredPairs(logps, objective(logps), batch.get("valid"))
+
+
+def check_batch_kind(objective: Objective, batch: dict[str, Tensor]) -> None:
+    """Refuse pairs for an unpaired objective and unpaired rows for a paired one, in one sentence each."""
+    name = type(objective).__name__
+    if objective.unpaired and "label" not in batch:
+        raise InputError(
+            f"model.objective {name} trains on unpaired rows (prompt, completion, label), but the data serves "
+            "preference pairs; set --data.unpaired true to split each pair into a desirable and an undesirable row"
+        )
+    if not objective.unpaired and "label" in batch:
+        raise InputError(
+            f"model.objective {name} trains on preference pairs, but the data serves unpaired rows (data.unpaired "
+            "is true); pick an unpaired objective such as lit_daa.objectives.KTO, or set --data.unpaired false"
+        )

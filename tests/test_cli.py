@@ -54,8 +54,9 @@ def test_help_lists_objectives(capsys: pytest.CaptureFixture) -> None:
     import lit_daa.objectives as objectives
 
     helpers = ("Objective", "ObjectiveOutput", "PairLogps", "Divergence", "Alpha", "ForwardKL", "JensenShannon")
+    helpers += ("RowLogps", "RowOutput", "UnpairedObjective")
     names = [n for n in objectives.__all__ if n not in (*helpers, "ReverseKL")]
-    assert len(names) == 24  # every objective class, Weighted, RPO, FDPO, LDDPO and WPO included
+    assert len(names) == 29  # every objective class, Weighted, RPO, FDPO, LDDPO, WPO and the unpaired ones included
     for name in names:
         assert f"lit_daa.objectives.{name}" in out, name
     assert "--model.objective" in out

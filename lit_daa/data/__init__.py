@@ -7,9 +7,12 @@ from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
 from lit_daa.data.schemas import (
     HHRLHF,
     Conversational,
+    ConversationalUnpaired,
     PromptChosenRejected,
+    PromptCompletionLabel,
     Schema,
     SummarizeFromFeedback,
+    UnpairedSchema,
     detect_schema,
 )
 from lit_daa.data.sources import FileSource, HubSource, PreferenceSource
@@ -19,6 +22,7 @@ __all__ = [
     "HHRLHF",
     "BadRow",
     "Conversational",
+    "ConversationalUnpaired",
     "DataReport",
     "FileSource",
     "HubSource",
@@ -26,11 +30,13 @@ __all__ = [
     "PreferenceDataModule",
     "PreferenceSource",
     "PromptChosenRejected",
+    "PromptCompletionLabel",
     "ResumableDataLoader",
     "ResumableSampler",
     "Schema",
     "SplitReport",
     "SummarizeFromFeedback",
     "TruncationRule",
+    "UnpairedSchema",
     "detect_schema",
 ]

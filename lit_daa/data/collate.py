@@ -19,6 +19,8 @@ class PreferenceCollator:
 
     - `index` LongTensor (B,): the pairs' row indices in their source split.
     - `ref_logps` FloatTensor (2B,): [ref_chosen; ref_rejected], only when the rows carry both columns.
+    - `label` BoolTensor (B,): only for unpaired rows (`lit_daa.data.unpaired`), whose `chosen_ids` is the row's
+      completion and `rejected_ids` another row's (for the KL estimate): True for a desirable completion.
     - `valid` BoolTensor (B,): only when some rows carry `valid = False` (they pad a rank's share of an evaluation
       set, see `lit_daa.data.eval_shards`, and are left out of metrics).
 
@@ -65,6 +67,8 @@ class PreferenceCollator:
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.layout.collate(rows, self.pad_token_id)
         batch["index"] = torch.tensor([int(r["index"]) for r in rows], dtype=torch.long)
+        if "label" in rows[0]:  # unpaired rows (`lit_daa.data.unpaired`): their 2B sequences are [own; mismatched]
+            batch["label"] = torch.tensor([bool(r["label"]) for r in rows], dtype=torch.bool)
         if not all(r.get("valid", True) for r in rows):  # rows padding a rank's share of an evaluation set
             batch["valid"] = torch.tensor([bool(r.get("valid", True)) for r in rows], dtype=torch.bool)
         has_ref = ["ref_chosen_logps" in r and "ref_rejected_logps" in r for r in rows]

@@ -22,13 +22,8 @@ from lit_daa.data.eval_shards import EvalShardSampler, padded_for_ranks
 from lit_daa.data.resumable import ResumableDataLoader, ResumableSampler
 from lit_daa.data.schemas import Schema, check_columns, detect_schema
 from lit_daa.data.sources import TRAIN, VALIDATION, FileSource, HubSource, PreferenceSource
-from lit_daa.data.tokenize import (
-    REFERENCE_COLUMNS,
-    PairEncoder,
-    TruncationRule,
-    check_reference_columns,
-    encode_pairs,
-)
+from lit_daa.data.tokenize import REFERENCE_COLUMNS, TruncationRule, check_reference_columns, encode_pairs
+from lit_daa.data.unpaired import unpaired_view
 from lit_daa.errors import InputError
 from lit_daa.layouts import Layout, SharedPrompt
 from lit_daa.models import load_tokenizer
@@ -96,6 +91,10 @@ class PreferenceDataModule(LightningDataModule):
             the training data and logged as `val/<name>/...` (the main set stays `val/...`).
         bucket_batches: put pairs of similar length in the same batch, sorting within groups of this many batches
             of the seeded order (less padding; the order stays seeded and resumable). 0: off.
+        unpaired: serve unpaired rows (prompt, completion, label) for unpaired objectives (KTO): unpaired data as
+            it is, and preference pairs split into a desirable (prompt, chosen) and an undesirable (prompt, rejected)
+            row, e.g. the synthetic world's unpaired view (`lit_daa.data.unpaired`). Batches then hold batch_size
+            rows, desirable and undesirable in whatever ratio the shuffle gives.
     """
 
     def __init__(
@@ -123,6 +122,7 @@ class PreferenceDataModule(LightningDataModule):
         test_path: str | None = None,
         hub_test_split: str | None = None,
         extra_val: dict[str, str] | None = None,
+        unpaired: bool = False,
     ) -> None:
         super().__init__()
         self.tokenizer_name = tokenizer
@@ -149,6 +149,7 @@ class PreferenceDataModule(LightningDataModule):
         if bucket_batches < 0:
             raise InputError(f"data.bucket_batches must be at least 0, got {bucket_batches}")
         self.bucket_batches = bucket_batches
+        self.unpaired = unpaired
         self.extra_sources: dict[str, PreferenceSource] = {}  # "test" and "val/<name>" sets, each from its own source
         if test_path is not None and hub_test_split is not None:
             raise InputError("give the test pairs with one of data.test_path and data.hub_test_split")
@@ -197,11 +198,16 @@ class PreferenceDataModule(LightningDataModule):
         else:
             train, val = self._hold_out(train, train_report.source)
             val_report = None
-        self.train_dataset, self.val_dataset = train, val
         for key, source in self.extra_sources.items():
             self.extra_datasets[key], _ = self._encode(TRAIN, source.train(), source)
+        if self.unpaired:  # after the hold-out, so that the two rows of one pair stay in one split
+            train, val = (None if d is None else unpaired_view(d, self.rule.max_length) for d in (train, val))
+            for key, dataset in self.extra_datasets.items():
+                self.extra_datasets[key] = unpaired_view(dataset, self.rule.max_length)
+        self.train_dataset, self.val_dataset = train, val
         self.report = DataReport(train_report, val_report, len(train), 0 if val is None else len(val))
-        rank_zero_info(f"{len(train)} training pairs, {self.report.val_pairs} validation pairs")
+        kind = "rows" if self.unpaired else "pairs"
+        rank_zero_info(f"{len(train)} training {kind}, {self.report.val_pairs} validation {kind}")
 
     def _encode(self, split: str, raw: Dataset, source: PreferenceSource | None = None) -> tuple[Dataset, SplitReport]:
         source = source or self.source
@@ -215,8 +221,13 @@ class PreferenceDataModule(LightningDataModule):
         else:
             schema = self.schema
             check_columns(schema, raw.features, name)
+        if schema.unpaired and not self.unpaired:
+            raise InputError(
+                f"{name} holds unpaired rows ({schema.describe()}), which only unpaired objectives train on; set "
+                "--data.unpaired true with e.g. --config configs/objectives/kto.yaml"
+            )
         check_reference_columns(raw.features, name)
-        encoder = PairEncoder(schema, self.tokenizer, self.rule)
+        encoder = schema.encoder(self.tokenizer, self.rule)
         encoded = encode_pairs(raw, encoder, desc=f"Tokenizing {name}")
         clean, report = settle_bad_rows(encoded, name, lambda i: source.row_label(split, i), self.skip_bad_rows)
         rank_zero_info(report.summary())

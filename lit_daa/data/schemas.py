@@ -58,6 +58,15 @@ class Schema:
         """(prompt, chosen, rejected) text of one row; raises `BadRow` naming the field at fault."""
         raise NotImplementedError
 
+    # False: rows are preference pairs; True: unpaired rows (prompt, completion, label), see `UnpairedSchema`
+    unpaired = False
+
+    def encoder(self, tokenizer: PreTrainedTokenizerBase, rule: Any) -> Any:
+        """The `datasets.map` function that tokenizes rows of this layout (`lit_daa.data.tokenize.PairEncoder`)."""
+        from lit_daa.data.tokenize import PairEncoder  # tokenize imports this module: imported where used
+
+        return PairEncoder(self, tokenizer, rule)
+
 
 class PromptChosenRejected(Schema):
     """Three string columns: the prompt and the two responses that follow it.
@@ -232,9 +241,115 @@ class SummarizeFromFeedback(Schema):
         return prompt, texts[choice], texts[1 - choice]
 
 
+Row = tuple[str, str, bool]
+
+
+class UnpairedSchema(Schema):
+    """Base class of unpaired rows: one prompt, one completion and a bool label (True: desirable), as TRL's
+    `KTOTrainer` reads them. Rows of this layout train unpaired objectives (KTO) with `data.unpaired` true.
+
+    Args:
+        prompt: name of the prompt column.
+        completion: name of the completion column.
+        label: name of the label column (true or false).
+    """
+
+    unpaired = True
+
+    def __init__(self, prompt: str = "prompt", completion: str = "completion", label: str = "label") -> None:
+        self.prompt, self.completion, self.label = prompt, completion, label
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return (self.prompt, self.completion, self.label)
+
+    @property
+    def fields(self) -> tuple[str, str, str]:
+        return (self.prompt, self.completion, self.label)
+
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, (self.label,), _is_bool, "bool (true or false)")
+
+    def to_row(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Row:
+        """(prompt, completion, label) of one row; raises `BadRow` naming the field at fault."""
+        raise NotImplementedError
+
+    def to_triple(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Triple:
+        raise BadRow(self.label, "an unpaired row (prompt, completion, label) is not a preference pair")
+
+    def encoder(self, tokenizer: PreTrainedTokenizerBase, rule: Any) -> Any:
+        """`lit_daa.data.unpaired.RowEncoder`: tokenizes (prompt, completion, label) rows."""
+        from lit_daa.data.unpaired import RowEncoder  # it imports this module: imported where used
+
+        return RowEncoder(self, tokenizer, rule)
+
+
+class PromptCompletionLabel(UnpairedSchema):
+    """Three columns: the prompt and the completion that follows it (strings), and a bool label (True: desirable)."""
+
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, (self.prompt, self.completion), _is_text, "string") or super().type_problem(
+            features
+        )
+
+    def to_row(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Row:
+        return (
+            text_field(row.get(self.prompt), self.prompt, "empty prompt"),
+            text_field(row.get(self.completion), self.completion),
+            label_field(row.get(self.label), self.label),
+        )
+
+
+class ConversationalUnpaired(UnpairedSchema):
+    """Chat rows: `prompt` a list of messages (or a string taken as one user message), `completion` a list of
+    messages ending with the assistant's reply, and a bool `label`.
+
+    The prompt is the prompt messages followed by any completion messages before the final reply, rendered with the
+    tokenizer's chat template (`add_generation_prompt=True`); the completion is the final message's content.
+    """
+
+    def describe(self) -> str:
+        return f"conversational {self.prompt}/{self.completion}/{self.label} unpaired rows"
+
+    def type_problem(self, features: Mapping[str, Any]) -> tuple[str, str] | None:
+        return _first_misfit(features, (self.completion,), _is_message_list, MESSAGE_LIST) or super().type_problem(
+            features
+        )
+
+    def to_row(self, row: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Row:
+        context, completion = Conversational._split_reply(row.get(self.completion), self.completion)
+        prompt_value = row.get(self.prompt)
+        if isinstance(prompt_value, str):
+            messages = [{"role": "user", "content": text_field(prompt_value, self.prompt, "empty prompt")}]
+        else:
+            messages = _messages(prompt_value, self.prompt)
+        messages = messages + context
+        if not messages:
+            raise BadRow(self.prompt, "no prompt messages before the completion")
+        label = label_field(row.get(self.label), self.label)
+        return render_prompt(tokenizer, messages), completion, label
+
+
+def label_field(value: Any, field: str) -> bool:
+    """`value` if it is a bool, else `BadRow` naming `field` (0/1 and "true" are refused: they are often a mistake)."""
+    if value is None:
+        raise BadRow(field, "missing value; every unpaired row needs a label, true (desirable) or false")
+    if not isinstance(value, bool):
+        raise BadRow(field, f"expected true or false, found {type(value).__name__} {value!r}")
+    return value
+
+
 # Tried in order by `detect_schema`; the first that matches wins (message lists before strings, a prompt
-# column before HH's prompt-less dialogues).
-DETECTABLE: tuple[Schema, ...] = (SummarizeFromFeedback(), Conversational(), PromptChosenRejected(), HHRLHF())
+# column before HH's prompt-less dialogues; unpaired rows share no column name with pairs but the prompt, and of
+# two layouts with the same columns the string one comes first, so a wrong label type is named as such).
+DETECTABLE: tuple[Schema, ...] = (
+    SummarizeFromFeedback(),
+    Conversational(),
+    PromptChosenRejected(),
+    HHRLHF(),
+    PromptCompletionLabel(),
+    ConversationalUnpaired(),
+)
 
 
 def detect_schema(features: Mapping[str, Any], source: str = "the data") -> Schema:
@@ -355,6 +470,11 @@ def _wrong_type(expected: str, value: Any) -> str:
 def _is_text(feature: Any) -> bool:
     # `Json` is what `datasets` infers for a JSON column whose rows mix types: let rows decide (bad rows).
     return isinstance(feature, Json) or (isinstance(feature, Value) and feature.dtype in ("string", "large_string"))
+
+
+def _is_bool(feature: Any) -> bool:
+    # Json: rows mix types (e.g. one label is a string): let rows decide (bad rows).
+    return isinstance(feature, Json) or (isinstance(feature, Value) and feature.dtype == "bool")
 
 
 def _is_message_list(feature: Any) -> bool:

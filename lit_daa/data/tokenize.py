@@ -124,6 +124,7 @@ class PairEncoder:
     Kept as a class with plain state so `datasets` can fingerprint it and reuse its cached output.
     """
 
+    features = ENCODED_FEATURES  # the columns it writes (`lit_daa.data.unpaired.RowEncoder` writes others)
     # Part of the fingerprint: `datasets` hashes the instance's state, not the code, so a cached map made before
     # a rule changed would otherwise be reused without the new checks. Raise it whenever what a row becomes changes.
     RULES_VERSION = 2
@@ -180,15 +181,16 @@ class PairEncoder:
 
 
 def encode_pairs(dataset: Dataset, encoder: PairEncoder, desc: str = "Tokenizing preference pairs") -> Dataset:
-    """Map `dataset` with `encoder`; returns only the `ENCODED_FEATURES` columns, one row per input row.
+    """Map `dataset` with `encoder`; returns only the encoder's `features` columns (a `PairEncoder`'s:
+    `ENCODED_FEATURES`; unpaired rows' `RowEncoder` has its own), one row per input row.
 
     `index` is the row's 0-based position in `dataset` (its source split), kept through any later skipping
     or splitting, so a bad row and a batch row can always be traced back to the source. Columns
     `ref_chosen_logps` and `ref_rejected_logps` (precomputed reference log-probs), when both are present, are kept
     (a row with a missing, non-number or non-finite value is a bad row).
     """
-    features = ENCODED_FEATURES
-    if all(column in dataset.column_names for column in REFERENCE_COLUMNS):
+    features = encoder.features
+    if features is ENCODED_FEATURES and all(column in dataset.column_names for column in REFERENCE_COLUMNS):
         features = Features({**ENCODED_FEATURES, **{c: Value("float32") for c in REFERENCE_COLUMNS}})
     return dataset.map(
         encoder,

@@ -2,14 +2,19 @@
 
 from lit_daa.objectives.aot import AOT, AOTUnpaired
 from lit_daa.objectives.apo import APODown, APOZero
+from lit_daa.objectives.apo_zero_unpaired import APOZeroUnpaired
 from lit_daa.objectives.base import Objective, ObjectiveOutput, PairLogps
+from lit_daa.objectives.bco import BCO
 from lit_daa.objectives.bco_pair import BCOPair
+from lit_daa.objectives.chipo import ChiPO
 from lit_daa.objectives.cpo import CPO
 from lit_daa.objectives.discopop import DiscoPOP
 from lit_daa.objectives.dpo import DPO
+from lit_daa.objectives.dpop import DPOP
 from lit_daa.objectives.exo import EXO
 from lit_daa.objectives.fdpo import FDPO, Alpha, Divergence, ForwardKL, JensenShannon, ReverseKL
 from lit_daa.objectives.ipo import IPO
+from lit_daa.objectives.kto import KTO
 from lit_daa.objectives.ld_dpo import LDDPO
 from lit_daa.objectives.nca import NCA
 from lit_daa.objectives.normalized_dpo import NormalizedDPO
@@ -21,6 +26,7 @@ from lit_daa.objectives.sft import SFT
 from lit_daa.objectives.simpo import SimPO
 from lit_daa.objectives.slic import SLiC
 from lit_daa.objectives.sppo import SPPOHard
+from lit_daa.objectives.unpaired import RowLogps, RowOutput, UnpairedObjective
 from lit_daa.objectives.weighted import Weighted
 from lit_daa.objectives.wpo import WPO
 
@@ -29,9 +35,13 @@ __all__ = [
     "AOTUnpaired",
     "APODown",
     "APOZero",
+    "APOZeroUnpaired",
+    "BCO",
     "BCOPair",
     "CPO",
+    "ChiPO",
     "DPO",
+    "DPOP",
     "EXO",
     "FDPO",
     "Alpha",
@@ -40,6 +50,7 @@ __all__ = [
     "JensenShannon",
     "ReverseKL",
     "IPO",
+    "KTO",
     "LDDPO",
     "NCA",
     "ORPO",
@@ -52,9 +63,12 @@ __all__ = [
     "ObjectiveOutput",
     "PairLogps",
     "RobustDPO",
+    "RowLogps",
+    "RowOutput",
     "SLiC",
     "SPPOHard",
     "SimPO",
+    "UnpairedObjective",
     "Weighted",
     "WPO",
 ]

@@ -126,6 +126,8 @@ class Objective(nn.Module):
     # True for objectives that read `PairTokens.collision` (WPO): only then does the scoring path compute it,
     # since it costs one more log-sum-exp over the vocabulary per scored token.
     needs_collision: ClassVar[bool] = False
+    # False: trains on preference pairs (`PairLogps`); True: on unpaired rows (`lit_daa.objectives.unpaired`)
+    unpaired: ClassVar[bool] = False
 
     def __init__(self, beta: float = 0.1) -> None:
         super().__init__()

@@ -25,6 +25,12 @@ class Weighted(Objective):
     def __init__(self, parts: Sequence[Objective], weights: Sequence[float] | None = None) -> None:
         if not parts:
             raise InputError("Weighted objective needs at least one part")
+        unpaired = [type(p).__name__ for p in parts if p.unpaired]
+        if unpaired:
+            raise InputError(
+                f"Weighted objective parts must train on preference pairs, but {unpaired[0]} trains on unpaired rows; "
+                "use it on its own"
+            )
         weights = list(weights) if weights is not None else [1.0] * len(parts)
         if len(weights) != len(parts):
             raise InputError(f"Weighted objective has {len(parts)} parts but {len(weights)} weights")

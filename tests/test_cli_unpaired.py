@@ -1,0 +1,47 @@
+"""`lit-daa fit` with an unpaired objective: the embedded world's unpaired view and a user's unpaired JSONL, and the
+one-sentence refusal of unpaired rows under a paired objective."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import ROOT, small
+from test_frictions import fit
+
+from lit_daa.cli import main
+
+KTO = str(ROOT / "configs" / "objectives" / "kto.yaml")
+PROMPT = "topic food : food_0 food_1 . answer :"
+ROWS = [
+    {"prompt": PROMPT, "completion": " food_3 food_4", "label": True},
+    {"prompt": PROMPT, "completion": " music_1 music_2", "label": False},
+    {"prompt": PROMPT, "completion": " music_3", "label": False},
+] * 8
+
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # fixtures in conftest.py
+
+
+def test_kto_config_trains_on_the_unpaired_view(tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(small(tmp_path, "--config", KTO, "--trainer.max_steps=3", "--trainer.val_check_interval=3")) == 0
+    out = capsys.readouterr()
+    assert "192 training rows, 64 validation rows" in caplog.text  # 96 + 32 pairs, each split in two
+    assert "val/loss" in out.out and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_kto_config_trains_on_an_unpaired_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    assert main(fit(tmp_path / "run", "--config", KTO, f"--data.train_path={data}", "--data.val_fraction=0.25")) == 0
+    out = capsys.readouterr()
+    assert f"Tokenizing {data}" in out.err + out.out and "Traceback" not in out.err
+
+
+def test_unpaired_rows_under_a_paired_objective_are_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    assert main(fit(tmp_path / "run", f"--data.train_path={data}")) == 2
+    err = capsys.readouterr().err
+    assert f"lit-daa: error: {data} holds unpaired rows (prompt/completion/label)" in err
+    assert "set --data.unpaired true" in err and "Traceback" not in err
