@@ -97,6 +97,7 @@ def logps(model: torch.nn.Module) -> torch.Tensor:
 
 
 def check_loading(rank: int, port: int, llama: str, adapter: str) -> None:
+    from lit_daa import sharded_loading
     from lit_daa.adapters import LoRA
     from lit_daa.reference import AdaptersOff, FrozenCopy
     from lit_daa.sharded_loading import RankZeroLoad
@@ -117,6 +118,8 @@ def check_loading(rank: int, port: int, llama: str, adapter: str) -> None:
         "neox lora, adapter reference": ({"policy": "embedded:neox-tiny", "lora": lora, "reference": adapter}, adapter),
     }
     for what, (options, reference) in cases.items():
+        # the tied model is sent module by module (a real model's way, in groups); the others in one group
+        sharded_loading.MIN_GROUP_BYTES = 0 if what == "llama tied" else 1 << 20
         new = configured(trainer, mesh, **options)
         old = configured(trainer, None, **options)  # the old path: every rank loads, then shards
         trainer.strategy.sharding.shard(old.policy, old.reference.shardable(), mesh)
