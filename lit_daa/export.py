@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lit_daa.quantization import dense_weight, is_4bit
+from lit_daa.quantization import dense_gathered_state, dense_weight, is_4bit
 from lit_daa.reference import is_peft
 
 
@@ -39,7 +39,8 @@ def full_state_dict(model: nn.Module, rank: int) -> dict[str, Tensor]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_model_state_dict(model, options=options)  # {} on every rank but 0
+        state = get_model_state_dict(model, options=options)  # {} on every rank but 0
+        return dense_gathered_state(model, state)  # 4-bit weights (QLoRA) dequantized
     if rank != 0:
         return {}
     params = dict(model.named_parameters(remove_duplicate=False))

@@ -87,7 +87,7 @@ def test_qlora_trains_validates_and_exports_on_cpu(tmp_path: Path, capsys: pytes
     )
     from lit_daa.quantization import FourBit
 
-    adapted = PeftModel.from_pretrained(FourBit.keep_trainable_layout(base), adapter_dir)
+    adapted = PeftModel.from_pretrained(FourBit().keep_trainable_layout(base), adapter_dir)
     # the merged dense export computes what the trained 4-bit policy computes
     trained = batch_logps(adapted)
     assert torch.allclose(batch_logps(merged), trained, atol=1e-3), (batch_logps(merged), trained)
