@@ -23,7 +23,7 @@ from lit_daa.pair_steps import PairMetricSteps
 from lit_daa.quantization import FourBit, require_bitsandbytes
 from lit_daa.reference import Reference, choose_reference
 from lit_daa.reference_cache import describe, fill_reference_cache
-from lit_daa.scoring import ScoredPairs, score_pairs
+from lit_daa.scoring import Scored, score_pairs
 from lit_daa.sharded_loading import RankZeroLoad
 from lit_daa.sharding import sharding_of
 
@@ -189,7 +189,7 @@ class DAAModule(PairMetricSteps, LightningModule):
             return None
         return self.trainer.strategy.root_device
 
-    def _score(self, batch: dict[str, Tensor]) -> ScoredPairs:
+    def _score(self, batch: dict[str, Tensor]) -> Scored:
         assert self.policy is not None and self.reference is not None, "configure_model() builds the models"
         return score_pairs(self.policy, self.reference, self.objective, batch)
 

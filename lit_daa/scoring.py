@@ -64,18 +64,21 @@ class ScoredRows:
 
     def metric_values(self) -> dict[str, Tensor]:
         """Values for `lit_daa.metrics.preference_metrics`: per-row losses, rewards and log-probs of the desirable
-        and of the undesirable rows (each only its rows), and the batch's KL estimate (one value); padding left out."""
+        and of the undesirable rows (each only its rows), and the batch's KL estimate (one value) when the objective
+        has one; padding left out."""
         keep = self.logps.label.new_ones(self.logps.label.shape) if self.valid is None else self.valid
         desirable, undesirable = keep & self.logps.label, keep & ~self.logps.label
         rewards, policy = self.output.rewards, self.logps.policy.detach()
-        return {
+        values = {
             "losses": self.output.losses.detach()[keep],
             "desirable_rewards": rewards[desirable],
             "undesirable_rewards": rewards[undesirable],
             "policy_desirable": policy[desirable],
             "policy_undesirable": policy[undesirable],
-            "kl_mismatched": self.output.kl.detach().reshape(1),
         }
+        if self.output.kl is not None:  # KTO's reference point; objectives without one log none
+            values["kl_mismatched"] = self.output.kl.detach().reshape(1)
+        return values
 
 
 Scored = ScoredPairs | ScoredRows

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
 import torch.distributed as dist
 from torch import Tensor
 
@@ -88,14 +87,14 @@ class RowOutput:
         loss: scalar, the mean of `losses`.
         losses: (B,) per-row loss (desirable and undesirable weights applied), differentiable.
         rewards: (B,) implicit reward of each row's completion, detached.
-        kl: scalar, the KL estimate the objective used (0 for objectives without one), detached.
+        kl: scalar, the KL estimate the objective used, detached; None for objectives without one.
         parts: scalar losses of a composed objective's parts, by name (none here).
     """
 
     loss: Tensor
     losses: Tensor
     rewards: Tensor
-    kl: Tensor
+    kl: Tensor | None = None
     parts: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -115,8 +114,7 @@ class UnpairedObjective(Objective):
         return (self.beta * rows.log_ratios()).detach()
 
     def _row_output(self, losses: Tensor, rows: RowLogps, kl: Tensor | None = None) -> RowOutput:
-        kl = torch.zeros((), dtype=losses.dtype, device=losses.device) if kl is None else kl
-        return RowOutput(losses.mean(), losses, self.row_rewards(rows), kl.detach())
+        return RowOutput(losses.mean(), losses, self.row_rewards(rows), None if kl is None else kl.detach())
 
 
 def check_weight(name: str, value: float) -> float:
