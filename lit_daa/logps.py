@@ -2,8 +2,10 @@
 
 `batch_logps` takes a scoring batch (`lit_daa.layouts`): whatever the layout, the model's hidden states are
 gathered at the K positions whose logits predict a response token *before* the vocabulary projection (a forward
-pre-hook on the model's output embedding), so prompt and padding positions never reach it; the K x V logits are
-turned into log-probs in float32 a chunk of rows at a time and summed per sequence.
+pre-hook on the model's output embedding), so prompt and padding positions never reach it. The default head,
+`ChunkedHead`, then computes log-probs a chunk of rows at a time with its own backward (`lit_daa.chunked_head`),
+so the K x V logits are never held; `LogitsHead` (any head: LoRA, softcapping) lets the model build the K x V
+logits and turns them into log-probs in float32 a chunk of rows at a time. Both are summed per sequence.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class ChunkedHead(LogitsHead):
     head's output (e.g. Gemma-2's logit softcapping) are scored by `LogitsHead` instead.
 
     Args:
-        chunk_rows: rows per chunk (default: about 64 MiB of float32 logits per chunk).
+        chunk_rows: rows per chunk (default: about 256 MiB of float32 logits per chunk).
     """
 
     def __init__(self, chunk_rows: int | None = None) -> None:

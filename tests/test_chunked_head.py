@@ -116,3 +116,18 @@ def test_a_lora_head_and_a_softcapping_model_fall_back_to_the_whole_logits() -> 
     got = batch_token_scores(gemma, batch, head=head).logps
     assert torch.allclose(got, batch_token_scores(gemma, batch, head=LogitsHead()).logps, atol=1e-6)
     assert gemma in head._transforming  # seen once, then scored with the whole logits straight away
+
+
+@pytest.mark.slow  # bitsandbytes' 4-bit CPU kernels: about 10 s
+def test_a_4bit_model_keeps_a_plain_head_which_the_chunked_head_scores() -> None:
+    pytest.importorskip("bitsandbytes")
+    from lit_daa.quantization import FourBit
+    from tests.test_layouts import pairs
+
+    model = load_causal_lm("embedded:neox-tiny", quantization=FourBit(compute_dtype="float32"))
+    assert type(model.get_output_embeddings()) is torch.nn.Linear  # transformers never quantizes the output head
+    batch = SharedPrompt().collate(pairs(3), pad_token_id=0)
+    with torch.no_grad():
+        got = batch_token_scores(model, batch, head=ChunkedHead()).logps
+        want = batch_token_scores(model, batch, head=LogitsHead()).logps
+    assert torch.allclose(got, want, atol=1e-5)
