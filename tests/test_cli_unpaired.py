@@ -1,5 +1,5 @@
-"""`lit-daa fit` with an unpaired objective: the embedded world's unpaired view and a user's unpaired JSONL, and the
-one-sentence refusal of unpaired rows under a paired objective."""
+"""`lit-daa fit` with an unpaired objective: the embedded world's unpaired view and a user's unpaired JSONL (the
+refusal of unpaired rows under a paired objective is checked on the data module, in test_data_unpaired.py)."""
 
 from __future__ import annotations
 
@@ -36,12 +36,3 @@ def test_kto_config_trains_on_an_unpaired_jsonl(tmp_path: Path, capsys: pytest.C
     assert main(fit(tmp_path / "run", "--config", KTO, f"--data.train_path={data}", "--data.val_fraction=0.25")) == 0
     out = capsys.readouterr()
     assert f"Tokenizing {data}" in out.err + out.out and "Traceback" not in out.err
-
-
-def test_unpaired_rows_under_a_paired_objective_are_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    assert main(fit(tmp_path / "run", f"--data.train_path={data}")) == 2
-    err = capsys.readouterr().err
-    assert f"lit-daa: error: {data} holds unpaired rows (prompt/completion/label)" in err
-    assert "set --data.unpaired true" in err and "Traceback" not in err
