@@ -34,6 +34,7 @@ from lit_daa.errors import input_error_within
 from lit_daa.module import DAAModule, NonFiniteLossError
 from lit_daa.option_checks import check_before_parsing, check_options
 from lit_daa.run_lock import hold_output_folder
+from lit_daa.sharding import check_quantized_sharding
 from lit_daa.strategies import check_strategy  # also registers --trainer.strategy fsdp2
 
 
@@ -63,6 +64,8 @@ class DAACLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_strategy(config.trainer.strategy)
+        model = config.model.init_args if self.subclass_mode_model else config.model
+        check_quantized_sharding(config.trainer.strategy, model.get("quantization"), model.get("policy_dtype"))
         check_options(config, "model.init_args" if self.subclass_mode_model else "model", self.checks_machine)
         settle_data_source(config.data, self.argv)
         settle_output_root(config.trainer, self.argv)

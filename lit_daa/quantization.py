@@ -111,6 +111,19 @@ def four_bit_of(model: nn.Module) -> FourBit | None:
     return getattr(base, FOUR_BIT_ATTR, None)
 
 
+def check_storage(quant_storage: str | None, gather: torch.dtype) -> None:
+    """Refuse a chosen `model.quantization.quant_storage` that FSDP2, gathering the policy in `gather`, would cast."""
+    if quant_storage is None or STORAGE_DTYPES[quant_storage] == gather:
+        return
+    wanted = next(name for name, value in STORAGE_DTYPES.items() if value == gather)
+    raise InputError(
+        f"model.quantization.quant_storage {quant_storage} cannot be sharded by FSDP2, which needs the "
+        f"packed 4-bit weights held in the dtype it gathers the policy in, {wanted} (trainer.strategy.param_dtype, "
+        "else model.policy_dtype), or it may cast or drop them (a loss of 0 or NaN): set "
+        f"model.quantization.quant_storage to {wanted} or leave it null"
+    )
+
+
 def store_for_sharding(model: nn.Module, dtype: torch.dtype) -> int:
     """Hold every 4-bit weight of `model` in `dtype`, the dtype FSDP2 will gather it in; returns how many changed.
 
@@ -130,14 +143,8 @@ def store_for_sharding(model: nn.Module, dtype: torch.dtype) -> int:
     import bitsandbytes as bnb
 
     chosen = four_bit_of(model)
-    if chosen is not None and chosen.quant_storage is not None and STORAGE_DTYPES[chosen.quant_storage] != dtype:
-        wanted = next(name for name, value in STORAGE_DTYPES.items() if value == dtype)
-        raise InputError(
-            f"model.quantization.quant_storage {chosen.quant_storage} cannot be sharded by FSDP2, which needs the "
-            f"packed 4-bit weights held in the dtype it gathers the policy in, {wanted} (trainer.strategy.param_dtype, "
-            "else model.policy_dtype), or it may cast or drop them (a loss of 0 or NaN): set "
-            f"model.quantization.quant_storage to {wanted} or leave it null"
-        )
+    if chosen is not None:
+        check_storage(chosen.quant_storage, dtype)
     changed = 0
     for name, module in model.named_modules():
         if not isinstance(module, bnb.nn.Linear4bit) or module.weight.dtype == dtype:

@@ -24,7 +24,7 @@ from torch import nn
 
 from lit_daa.errors import InputError
 from lit_daa.models import DTYPES
-from lit_daa.quantization import is_4bit, store_for_sharding
+from lit_daa.quantization import STORAGE_DTYPES, check_storage, is_4bit, store_for_sharding
 
 
 def transformer_blocks(model: nn.Module, block_class: str | None = None) -> list[nn.Module]:
@@ -134,6 +134,25 @@ class FSDP2Sharding:
         (that of the input embeddings, which `model.policy_dtype` sets)."""
         dtype = _dtype(self.param_dtype, "param_dtype")
         return dtype if dtype is not None else policy.get_input_embeddings().weight.dtype
+
+
+def check_quantized_sharding(strategy: object, quantization: object, policy_dtype: str | None) -> None:
+    """At the CLI boundary, before any model loads: refuse a chosen `model.quantization.quant_storage` that the
+    `fsdp2` strategy would cast (see `lit_daa.quantization.store_for_sharding`, which checks it again when sharding).
+
+    `strategy` and `quantization` are the parsed config's values: a name or a class_path with init_args.
+    """
+    name = strategy if isinstance(strategy, str) else getattr(strategy, "class_path", None)
+    if name is None or not (name == "fsdp2" or str(name).rsplit(".", 1)[-1] == "FSDP2Strategy"):
+        return
+    storage = (getattr(quantization, "init_args", None) or {}).get("quant_storage")
+    if storage is None or storage not in STORAGE_DTYPES:
+        return  # none chosen, or one FourBit itself refuses
+    init_args = getattr(strategy, "init_args", None) or {}
+    param_dtype = init_args.get("param_dtype", FSDP2Sharding.param_dtype)
+    gather = param_dtype if param_dtype is not None else policy_dtype
+    if gather in DTYPES:
+        check_storage(storage, DTYPES[gather])
 
 
 def check_replicas(replicas: object) -> None:

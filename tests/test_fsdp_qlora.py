@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import load_file
 from test_distributed import FP32_FSDP2, ROOT, fit, scalars
 
+from lit_daa.cli import main  # imported at collection: Lightning's log handlers bind the real stderr, not capsys'
+
 pytest.importorskip("bitsandbytes")
 pytest.importorskip("peft")
 
@@ -132,20 +134,43 @@ class _NoTensorParallel:
     mesh_dim_names = ("data_parallel",)
 
 
-@pytest.mark.slow  # a CLI subprocess: 10-35 s on 2 shared cores, mostly imports; the sentence is also checked above
-def test_uint8_storage_under_fsdp2_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    run = fit(
-        tmp_path,
-        *QLORA_FP32,
-        "--trainer.strategy=fsdp2",
-        "--model.quantization.quant_storage=uint8",
-        "--trainer.max_steps=1",
-        devices=1,
+@pytest.mark.parametrize(
+    ("strategy", "storage", "wanted"),
+    [
+        (["--trainer.strategy=fsdp2"], "uint8", "bfloat16"),
+        (FP32_FSDP2, "bfloat16", "float32"),
+    ],
+    ids=["uint8-fsdp2", "bf16-under-fp32"],
+)
+def test_a_storage_fsdp2_would_cast_is_refused_at_the_cli_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture, strategy: list[str], storage: str, wanted: str
+) -> None:
+    argv = ["fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), *QLORA_FP32, *strategy]
+    argv += [f"--model.quantization.quant_storage={storage}", f"--trainer.default_root_dir={tmp_path}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"lit-daa: error: model.quantization.quant_storage {storage} cannot be sharded by FSDP2, which needs the "
+        f"packed 4-bit weights held in the dtype it gathers the policy in, {wanted} (trainer.strategy.param_dtype, "
+        "else model.policy_dtype), or it may cast or drop them (a loss of 0 or NaN): set "
+        f"model.quantization.quant_storage to {wanted} or leave it null"
     )
-    assert run.returncode == 2, run.stderr[-3000:]
-    assert "lit-daa: error: model.quantization.quant_storage uint8 cannot be sharded by FSDP2" in run.stderr
-    assert "set model.quantization.quant_storage to bfloat16 or leave it null" in run.stderr
-    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything ran
+
+
+def test_without_a_param_dtype_the_storage_must_be_the_policy_dtype() -> None:
+    from jsonargparse import Namespace
+
+    from lit_daa.errors import InputError
+    from lit_daa.sharding import check_quantized_sharding
+
+    strategy = Namespace(class_path="lit_daa.strategies.FSDP2Strategy", init_args=Namespace(param_dtype=None))
+    four_bit = Namespace(class_path="lit_daa.quantization.FourBit", init_args=Namespace(quant_storage="float32"))
+    check_quantized_sharding(strategy, four_bit, "float32")  # gathered as stored: float32
+    check_quantized_sharding("ddp", four_bit, "bfloat16")  # nothing is sharded
+    with pytest.raises(InputError, match="quant_storage float32 cannot be sharded by FSDP2.* to bfloat16 or leave"):
+        check_quantized_sharding(strategy, four_bit, "bfloat16")
 
 
 @pytest.mark.slow
