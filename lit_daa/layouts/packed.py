@@ -13,7 +13,9 @@ class Packed(Layout):
     """Pairs laid out as in `SharedPrompt`, placed one after another in a row while the row stays within
     `token_budget` tokens (a longer pair gets a row of its own); pairs never attend to each other.
 
-    Padding is left only at the end of the last rows, so almost every computed token is a real one.
+    Padding is left only at the end of the last rows, so almost every computed token is a real one. With
+    `--model.attn_implementation segments` (`lit_daa.segment_attention`) attention, too, costs only each pair's own
+    segments; with sdpa it pays for a dense mask over the whole row.
 
     Args:
         token_budget: most tokens per row.
