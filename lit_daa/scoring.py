@@ -47,6 +47,12 @@ class ScoredPairs:
             return values
         return {name: value[self.valid] for name, value in values.items()}
 
+    def preferred_logratios(self) -> Tensor:
+        """(B',) log pi/pi_ref of the preferred responses (the chosen ones), padding left out; needs a reference."""
+        assert self.logps.ref_chosen is not None, "scored without a reference"
+        values = (self.logps.policy_chosen - self.logps.ref_chosen).detach()
+        return values if self.valid is None else values[self.valid]
+
 
 @dataclass
 class ScoredRows:
@@ -79,6 +85,12 @@ class ScoredRows:
         if self.output.kl is not None:  # KTO's reference point; objectives without one log none
             values["kl_mismatched"] = self.output.kl.detach().reshape(1)
         return values
+
+    def preferred_logratios(self) -> Tensor:
+        """(D,) log pi/pi_ref of the desirable rows' completions, padding left out; needs a reference."""
+        assert self.logps.ref is not None, "scored without a reference"
+        keep = self.logps.label if self.valid is None else self.logps.label & self.valid
+        return (self.logps.policy - self.logps.ref).detach()[keep]
 
 
 Scored = ScoredPairs | ScoredRows

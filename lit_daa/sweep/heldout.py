@@ -46,7 +46,8 @@ class HeldOutPairs:
     @torch.no_grad()
     def metrics(self, policy: nn.Module, reference: nn.Module) -> dict[str, float]:
         """val_accuracy, val_loss, val_margin (the run's objective) and chosen_logratio (mean log pi/pi_ref of chosen
-        responses).
+        responses). For unpaired rows: no accuracy (NaN), the margin of desirable over undesirable rewards, and the
+        log-ratio of the desirable rows.
 
         The reference is always scored, also for reference-free objectives, because chosen_logratio needs it.
         Without validation pairs all three are NaN.
@@ -66,15 +67,19 @@ class HeldOutPairs:
                 batch = {k: v.to(device) for k, v in batch.items()}
                 scored = score_pairs(policy, frozen, objective, batch)
                 metrics.update(**scored.metric_values())
-                logps = scored.logps
-                logratio_sum += float((logps.policy_chosen - logps.ref_chosen).double().sum())
-                pairs += logps.policy_chosen.shape[0]
+                logratios = scored.preferred_logratios()
+                logratio_sum += float(logratios.double().sum())
+                pairs += logratios.shape[0]
         finally:
             policy.train(was_training[0]), frozen.model.train(was_training[1])
         values = {k: float(v) for k, v in metrics.compute().items()}
+        # unpaired rows (KTO, ...) have no pairwise accuracy; their margin is desirable minus undesirable reward
+        margin = values.get("val/rewards/margins")
+        if margin is None:
+            margin = values["val/rewards/desirable"] - values["val/rewards/undesirable"]
         return {
-            "val_accuracy": values["val/rewards/accuracies"],
+            "val_accuracy": values.get("val/rewards/accuracies", math.nan),
             "val_loss": values["val/loss"],
-            "val_margin": values["val/rewards/margins"],
-            "chosen_logratio": logratio_sum / pairs,
+            "val_margin": margin,
+            "chosen_logratio": logratio_sum / pairs if pairs else math.nan,
         }
