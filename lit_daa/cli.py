@@ -34,6 +34,7 @@ from lit_daa.errors import input_error_within
 from lit_daa.module import DAAModule, NonFiniteLossError
 from lit_daa.option_checks import check_before_parsing, check_options
 from lit_daa.run_lock import hold_output_folder
+from lit_daa.scoring import check_data_kind
 from lit_daa.sharding import check_quantized_sharding
 from lit_daa.strategies import check_strategy  # also registers --trainer.strategy fsdp2
 
@@ -79,6 +80,9 @@ class DAACLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         # A fit holds its output folder (lit_daa.run_lock) from before its first write to its end, error or not,
         # and first clears what a killed fit left in its checkpoint folder, before Lightning looks for `last`.
+        objective = getattr(self.model, "objective", None)
+        if objective is not None and self.datamodule is not None:  # before the data is tokenized or a model loaded
+            check_data_kind(objective, bool(getattr(self.datamodule, "unpaired", False)))
         if subcommand != "fit":
             return super()._run_subcommand(subcommand)
         with hold_output_folder(self.trainer) as holder:

@@ -120,13 +120,19 @@ def score_pairs(policy: nn.Module, reference: Reference, objective: Objective, b
 
 def check_batch_kind(objective: Objective, batch: dict[str, Tensor]) -> None:
     """Refuse pairs for an unpaired objective and unpaired rows for a paired one, in one sentence each."""
+    check_data_kind(objective, "label" in batch)
+
+
+def check_data_kind(objective: Objective, unpaired: bool) -> None:
+    """Refuse data of the other kind than `objective` trains on (`unpaired`: the data serves unpaired rows), before
+    anything is loaded (`lit_daa.cli`) and again on the first batch (other entry points)."""
     name = type(objective).__name__
-    if objective.unpaired and "label" not in batch:
+    if objective.unpaired and not unpaired:
         raise InputError(
             f"model.objective {name} trains on unpaired rows (prompt, completion, label), but the data serves "
             "preference pairs; set --data.unpaired true to split each pair into a desirable and an undesirable row"
         )
-    if not objective.unpaired and "label" in batch:
+    if not objective.unpaired and unpaired:
         raise InputError(
             f"model.objective {name} trains on preference pairs, but the data serves unpaired rows (data.unpaired "
             "is true); pick an unpaired objective such as lit_daa.objectives.KTO, or set --data.unpaired false"

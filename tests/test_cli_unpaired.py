@@ -37,3 +37,18 @@ def test_kto_config_trains_on_an_unpaired_jsonl(tmp_path: Path, capsys: pytest.C
     assert main(fit(tmp_path / "run", "--config", KTO, f"--data.train_path={data}", "--data.val_fraction=0.25")) == 0
     out = capsys.readouterr()
     assert f"Tokenizing {data}" in out.err + out.out and "Traceback" not in out.err
+
+
+@pytest.mark.parametrize(
+    ("extra", "sentence"),
+    [
+        (["--model.objective", "lit_daa.objectives.KTO"], "model.objective KTO trains on unpaired rows"),
+        (["--config", KTO, "--model.objective", "lit_daa.objectives.DPO"], "model.objective DPO trains on preference"),
+    ],
+)
+def test_an_objective_of_the_other_kind_is_refused_before_the_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], sentence: str
+) -> None:
+    assert main(small(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err and "Tokenizing" not in err
