@@ -24,6 +24,7 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
         data = f"{source.split_name('train')} ({type(source).__name__})"
     fingerprint = data_fingerprint(train)[:16] if train is not None else "unknown"
     batch = int(getattr(datamodule, "batch_size", 0) or 0)
+    kind = "rows" if getattr(datamodule, "unpaired", False) else "pairs"  # unpaired rows (KTO) or preference pairs
     pairs_seen = trainer.global_step * batch * trainer.accumulate_grad_batches * trainer.world_size
     reference = type(pl_module.reference).__name__
     reference_name = pl_module.reference_name or pl_module.policy_name
@@ -39,8 +40,8 @@ def model_card(trainer: Trainer, pl_module: LightningModule) -> str:
         + (" (LoRA merged into it)" if pl_module.lora is not None else ""),
         f"- objective: `{type(pl_module.objective).__name__}({pl_module.objective.extra_repr()})`",
         f"- reference: {reference} of {describe_model(reference_name)} ({pl_module.reference_dtype})",
-        f"- data: {data}, {len(train) if train is not None else '?'} training pairs, token fingerprint {fingerprint}",
-        f"- progress: {trainer.global_step} optimizer steps, {pairs_seen} pairs seen (epoch {trainer.current_epoch})",
+        f"- data: {data}, {len(train) if train is not None else '?'} training {kind}, token fingerprint {fingerprint}",
+        f"- progress: {trainer.global_step} optimizer steps, {pairs_seen} {kind} seen (epoch {trainer.current_epoch})",
         f"- lit-daa {getattr(lit_daa, '__version__', '?')}",
         "",
         *card_tail(trainer),

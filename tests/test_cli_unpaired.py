@@ -29,6 +29,8 @@ def test_kto_config_trains_on_the_unpaired_view(tmp_path: Path, capsys, caplog: 
     out = capsys.readouterr()
     assert "192 training rows, 16 validation rows" in caplog.text  # 96 + 8 pairs, each split in two
     assert "val/loss" in out.out and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    card = (tmp_path / "hf_policy" / "README.md").read_text()
+    assert "192 training rows" in card and "rows seen" in card  # the model card counts rows, not pairs
 
 
 def test_kto_config_trains_on_an_unpaired_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
