@@ -1,8 +1,10 @@
-"""Whole `lit-daa fit` runs of a Pythia-shaped random model: QLoRA against a bf16 full fine-tune on one GPU, and
-FSDP2 with a SIGKILL, a resume and a Hugging Face export. Prints and appends a markdown section.
+"""Whole `lit-daa fit` runs of a Pythia-shaped random model: QLoRA against a bf16 full fine-tune and FSDP-QLoRA,
+FSDP2 with a SIGKILL, a resume and a Hugging Face export, HSDP, and loading a large model under FSDP2 with the peak
+host and device memory of each rank. Prints and appends a markdown section.
 
-    python benchmarks/fit_benchmark.py --shape 2048x16x8 --runs qlora,bf16-full --device cuda --out RESULTS-gpu.md
+    python benchmarks/fit_benchmark.py --shape 2048x16x8 --runs qlora,fsdp-qlora,bf16-full --device cuda --out R.md
     python benchmarks/fit_benchmark.py --shape 1024x24x16 --runs fsdp2 --device cuda --out RESULTS-gpu.md
+    python benchmarks/fit_benchmark.py --shape 4096x32x32 --vocab 50432 --runs fsdp2-load --steps 2 --devices 8 ...
 
 Each run is the real CLI (`python -m lit_daa.cli fit ...`) in its own process with `fit_probe.FitProbe` recording
 per-step times (CUDA synchronised at step boundaries), real tokens and `torch.cuda.max_memory_allocated`.
@@ -12,12 +14,18 @@ per-step times (CUDA synchronised at step boundaries), real tokens and `torch.cu
 - MFU: model FLOPs per token x tokens/s / the device's dense bf16 peak (`--peak-tflops`, 989 for H100/H200):
   6 N per token for the policy (forward and backward) and 2 N for the reference forward, N = parameters without
   the input embedding; attention-score FLOPs are left out. Only for full fine-tuning (LoRA's backward is cheaper).
+  Per device: the tokens/s of all ranks divided by the ranks.
+- memory per rank (every run): the host's peak resident set (`ru_maxrss`) and `torch.cuda.max_memory_allocated`,
+  once the models are loaded and sharded (training starts) and over the whole fit.
+- qlora against fsdp-qlora (same global batches): the largest per-step difference of rank 0's training loss, and
+  whether every FSDP-QLoRA loss is finite and not 0 (the FSDP + 4-bit trap gives 0 or NaN).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -36,7 +44,16 @@ RUNS: dict[str, list[str]] = {
     "qlora": ["--config", str(REPO / "configs" / "presets" / "qlora.yaml")],
     # FSDP2 over every device: fp32 master weights, bf16 compute, fp32 reduce; reference sharded, bf16
     "fsdp2": ["--trainer.strategy=fsdp2"],
-}
+    # QLoRA sharded by FSDP2: the 4-bit base held as bf16 (the gather dtype), adapters sharded; reference = adapters off
+    "fsdp-qlora": ["--config", str(REPO / "configs" / "presets" / "qlora.yaml"), "--trainer.strategy=fsdp2"],
+    # HSDP: 2 replica groups, each sharding over half the devices
+    "hsdp": ["--trainer.strategy=lit_daa.strategies.FSDP2Strategy", "--trainer.strategy.replicas=2"],
+    # loading a large model under FSDP2: bf16 policy and reference; no checkpoint or export written (disk and time)
+    "fsdp2-load": [
+        "--trainer.strategy=fsdp2", "--model.policy_dtype=bfloat16", "--model.reference_dtype=bfloat16",
+        "--checkpoint.save_last=false", "--export.enabled=false",
+    ],
+}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,7 +85,11 @@ def build_model(args: argparse.Namespace, workdir: Path) -> Path:
     folder = workdir / f"neox-{args.shape}-v{args.vocab}"
     if not (folder / "config.json").exists():
         t0 = time.perf_counter()
-        TinyNeoX(hidden, layers, heads, max_positions=1024, vocab_size=args.vocab, dtype=torch.bfloat16).build(folder)
+        # random init on the GPU where there is one: minutes faster for billions of parameters
+        with torch.device("cuda" if args.device == "cuda" else "cpu"):
+            TinyNeoX(hidden, layers, heads, max_positions=1024, vocab_size=args.vocab, dtype=torch.bfloat16).build(
+                folder
+            )
         print(f"built {folder} in {time.perf_counter() - t0:.0f} s", flush=True)
     return folder
 
@@ -144,7 +165,8 @@ def summary(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     hidden = int(args.shape.split("x")[0])
     n = result["policy_parameters"] - args.vocab * hidden  # without the input embedding
     full = result["trainable_parameters"] >= 0.9 * result["policy_parameters"]
-    mfu = 8 * n * tokens_s / (args.peak_tflops * 1e12) if full and args.device == "cuda" else None
+    per_device = args.peak_tflops * 1e12 * result["world_size"]
+    mfu = 8 * n * tokens_s / per_device if full and args.device == "cuda" else None
     return {"steps_s": 1 / median, "tokens_s": tokens_s, "mfu": mfu, "timed": len(steps), **result}
 
 
@@ -177,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(
                 f"{name}: resumed at step {result['first_step'] - 1}, ended at {args.steps}; " + check_export(root)
             )
+        notes.append(memory_note(name, result))
         rows.append((name, summary(args, result)))
     text = markdown(args, rows, notes)
     print(text)
@@ -184,6 +207,36 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "a") as f:
             f.write(text + "\n")
     return 0 if ok else 1
+
+
+def memory_note(name: str, result: dict[str, Any]) -> str:
+    """Each rank's peak host RSS and device memory, once loaded and over the fit (GiB)."""
+    ranks = result.get("memory_per_rank") or []
+
+    def gib(key: str) -> str:
+        return "[" + ", ".join(f"{r[key] / 1024:,.2f}" for r in ranks) + "]"
+
+    return (
+        f"{name}: per rank (GiB), peak host RSS (ru_maxrss) once loaded {gib('loaded_host')}, over the fit "
+        f"{gib('peak_host')}; peak device memory (max_memory_allocated) once loaded {gib('loaded_device')}, over the "
+        f"fit {gib('peak_device')}"
+    )
+
+
+def equivalence_note(done: dict[str, dict]) -> list[str]:
+    """qlora against fsdp-qlora on the same global batches: rank 0's per-step training loss."""
+    if "qlora" not in done or "fsdp-qlora" not in done:
+        return []
+    a, b = done["qlora"]["losses"], done["fsdp-qlora"]["losses"]
+    if len(a) != len(b) or not a:
+        return [f"qlora and fsdp-qlora ran {len(a)} and {len(b)} steps: not compared"]
+    worst = max(abs(x - y) for x, y in zip(a, b, strict=True))
+    sound = all(math.isfinite(x) and x != 0 for x in b)
+    return [
+        f"fsdp-qlora against qlora (same batches): largest per-step training-loss difference {worst:.2e} "
+        f"(bf16 compute; the same 4-bit weights); every fsdp-qlora loss finite and not 0: {sound} "
+        f"(first {b[0]:.6f}, last {b[-1]:.6f})"
+    ]
 
 
 def check_export(root: Path) -> str:
@@ -223,14 +276,24 @@ def markdown(args: argparse.Namespace, rows: list[tuple[str, dict | None]], note
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "—"
         params = f"{r['policy_parameters'] / 1e6:,.2f} M ({r['trainable_parameters'] / 1e6:,.2f} M)"
         lines.append(f"| {name} | {r['steps_s']:.2f} | {r['tokens_s']:,.0f} | {mem} | {mfu} | {params} |")
+    lines.append("")
     done = dict((n, r) for n, r in rows if r)
     if "qlora" in done and "bf16-full" in done:
         q, f = done["qlora"], done["bf16-full"]
         ratio = f"{q['steps_s'] / f['steps_s']:.2f}x the steps/s"
         if q["peak_memory_mib"] and f["peak_memory_mib"]:
             ratio += f", {q['peak_memory_mib'] / f['peak_memory_mib']:.2f}x the peak memory"
-        lines += ["", f"- QLoRA / bf16 full fine-tune: {ratio}"]
-    lines += [f"- {note}" for note in notes]
+        lines.append(f"- QLoRA / bf16 full fine-tune: {ratio}")
+    for name, r in done.items():
+        if r["mfu"] is not None:
+            verdict = "met" if r["mfu"] >= 0.35 else "NOT met"
+            lines.append(
+                f"- MFU of {name}: {100 * r['mfu']:.1f}% per device = (6 N policy forward+backward + 2 N reference "
+                f"forward) x tokens/s / {args.peak_tflops:g} TFLOP/s dense bf16, N = "
+                f"{(r['policy_parameters'] - args.vocab * int(args.shape.split('x')[0])) / 1e6:,.0f} M non-embedding "
+                f"parameters; goal >= 35%: {verdict}"
+            )
+    lines += [f"- {note}" for note in equivalence_note(done) + notes]
     return "\n".join(lines) + "\n"
 
 

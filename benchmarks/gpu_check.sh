@@ -3,16 +3,24 @@
 #   0. install the wheels that machine lacks (datasets, jsonargparse + docstring-parser + typeshed-client, trl, dill,
 #      multiprocess, peft, bitsandbytes) from .whl/ without any network, print nvidia-smi and the versions;
 #   1. a quickstart fit on the GPU (bf16-mixed), checking that it finishes and prints its held-out accuracy;
-#   2. QLoRA: a DPO fit of a Pythia-1B-shaped random GPT-NeoX (NF4 base, bf16 compute, fp32 LoRA) against a bf16
-#      full fine-tune of the same model: steps/s, tokens/s, peak memory (benchmarks/fit_benchmark.py);
+#   2. QLoRA: a DPO fit of a Pythia-1B-shaped random GPT-NeoX (NF4 base, bf16 compute, fp32 LoRA), the same under
+#      FSDP2 on all GPUs (FSDP-QLoRA: its per-step losses against the plain QLoRA run's, and that none is 0 or NaN),
+#      and a bf16 full fine-tune of the same model: steps/s, tokens/s, peak memory, and the MFU of that Pythia-1B DPO
+#      step (goal >= 35%: 6 N policy + 2 N reference-forward FLOPs per token; benchmarks/fit_benchmark.py);
 #   3. FSDP2: a Pythia-410M-shaped fit killed with SIGKILL half-way, resumed from its sharded checkpoint and
 #      exported to Hugging Face format (loaded back): tokens/s, peak memory, MFU;
 #   4. the step benchmark, lit-daa against TRL's DPOTrainer, on a Pythia-160M-shaped random GPT-NeoX with sequences
 #      of up to 256 tokens;
 #   5. the TL;DR-shaped step benchmark (prompts 150-500 tokens) on the 160M shape: every lit-daa layout (Packed
-#      with FlexAttention) and the cached reference against TRL.
+#      with FlexAttention) and the cached reference against TRL;
+#   6. loading a Pythia-6.9B-shaped random GPT-NeoX (hidden 4096, 32 layers, 32 heads, vocabulary 50432; bf16 on
+#      disk, built on the GPU) with `lit-daa fit --trainer.strategy fsdp2` on all GPUs, two steps: each rank's peak
+#      host RSS (ru_maxrss) and peak device memory (max_memory_allocated) once loaded and over the fit;
+#   7. HSDP (--trainer.strategy.replicas 2) on all GPUs, Pythia-410M-shaped (needs an even number of GPUs >= 2;
+#      skipped, saying so, on fewer).
 # Results are appended to $OUT/RESULTS-gpu.md. A failing step does not stop the others; a step that would not
-# finish within the ~9-minute budget is skipped and says so (step 5 runs before step 4: it matters more). Full logs go to $OUT/logs/.
+# finish within the ~9-minute budget is skipped and says so. Order: 0, 2, 6, 7, 1, 3, 5, 4 (what this round has
+# never measured on a GPU first). Full logs go to $OUT/logs/.
 # Wheels: pip download --no-deps -d .whl datasets jsonargparse docstring-parser typeshed-client trl dill \
 #   multiprocess peft bitsandbytes   (and huggingface_hub into .whl/optional/); carry .whl (under 64 MiB).
 #
@@ -160,14 +168,49 @@ step5_bench_tldr() {
     fi
 }
 
+gpus() { if [ "$CPU_MODE" = 1 ]; then echo 2; else nvidia-smi -L | wc -l; fi; }  # CPU: 2 gloo processes
+
 step2_qlora_1b() {
-    echo "== step 2: QLoRA vs bf16 full fine-tune, Pythia-1B-shaped random GPT-NeoX, one GPU"
-    if [ "$CPU_MODE" = 1 ]; then
-        fit_bench qlora 300 --device cpu --shape 64x2x4 --vocab 512 --runs qlora,bf16-full --steps 6 --warmup 2 \
-            --batch-size 2 --prompt-words 40
+    echo "== step 2: QLoRA, FSDP-QLoRA and a bf16 full fine-tune (MFU) on all GPUs, Pythia-1B-shaped"
+    if [ "$CPU_MODE" = 1 ]; then  # one process (FSDP2 over 1 rank): 2-process FSDP-QLoRA is tests/test_fsdp_qlora.py
+        fit_bench qlora 600 --device cpu --devices 1 --shape 64x2x4 --vocab 512 \
+            --runs qlora,fsdp-qlora,bf16-full --steps 4 --warmup 1 --batch-size 2 --prompt-words 40
     else
-        fit_bench qlora 200 --device cuda --shape 2048x16x8 --vocab 50304 --runs qlora,bf16-full --steps 24 \
-            --warmup 6 --batch-size 8 --prompt-words 200 --timeout 90
+        fit_bench qlora 230 --device cuda --devices "$(gpus)" --shape 2048x16x8 --vocab 50304 \
+            --runs qlora,fsdp-qlora,bf16-full --steps 14 --warmup 4 --batch-size 8 --prompt-words 200 --timeout 75
+    fi
+}
+
+step6_load_6_9b() {
+    echo "== step 6: loading a Pythia-6.9B-shaped random GPT-NeoX under FSDP2 on $(gpus) device(s): memory per rank"
+    if [ "$CPU_MODE" = 1 ]; then
+        fit_bench load 300 --device cpu --devices "$(gpus)" --shape 64x2x4 --vocab 512 --runs fsdp2-load --steps 2 \
+            --warmup 0 --batch-size 1 --prompt-words 20
+    else
+        # bf16 on disk (13.8 GB), built once into the work folder; 2 steps of 1 pair per device
+        fit_bench load 210 --device cuda --devices "$(gpus)" --shape 4096x32x32 --vocab 50432 --runs fsdp2-load \
+            --steps 2 --warmup 0 --batch-size 1 --prompt-words 100 --timeout 150
+        local code=$?
+        rm -rf "${FIT_WORKDIR:-/tmp/fit_benchmark}"/neox-4096x32x32-v50432  # 13.8 GB of disk back for later steps
+        return $code
+    fi
+}
+
+step7_hsdp() {
+    local n
+    n=$(gpus)
+    echo "== step 7: HSDP (2 replica groups) on $n device(s), Pythia-410M-shaped"
+    if [ "$n" -lt 2 ] || [ $((n % 2)) -ne 0 ]; then
+        echo "HSDP needs an even number of devices >= 2 (2 replica groups); this machine has $n: skipped"
+        echo "- HSDP (step 7) not run: $n device(s), it needs an even number >= 2" >>"$OUT/RESULTS-gpu.md"
+        return 0
+    fi
+    if [ "$CPU_MODE" = 1 ]; then
+        fit_bench hsdp 300 --device cpu --devices "$n" --shape 64x2x4 --vocab 512 --runs hsdp --steps 3 --warmup 1 \
+            --batch-size 2 --prompt-words 20
+    else
+        fit_bench hsdp 120 --device cuda --devices "$n" --shape 1024x24x16 --vocab 50304 --runs hsdp --steps 12 \
+            --warmup 4 --batch-size 8 --prompt-words 200 --timeout 100
     fi
 }
 
@@ -193,8 +236,10 @@ run_step() {  # run_step NUMBER FUNCTION SECONDS_IT_MAY_TAKE
 }
 
 run_step 0 step0_setup 0
+run_step 2 step2_qlora_1b 230
+run_step 6 step6_load_6_9b 210
+run_step 7 step7_hsdp 120
 run_step 1 step1_quickstart 60
-run_step 2 step2_qlora_1b 200
 run_step 3 step3_fsdp2_410m 200
 run_step 5 step5_bench_tldr 150
 run_step 4 step4_bench_160m 120
