@@ -200,3 +200,32 @@ def test_rank0_loading_equals_from_pretrained_and_the_old_path(tiny_llama: str, 
 
     resolve_model("embedded:neox-tiny")  # built once here, before the ranks start
     run_two_ranks(check_loading, tiny_llama, sft_adapter)
+
+
+@pytest.mark.slow
+def test_a_node_holds_about_one_copy_of_each_model_while_loading(tmp_path: Path) -> None:
+    """2 gloo processes load a ~302M-parameter GPT-NeoX as policy and frozen reference through configure_model
+    (benchmarks/load_memory.py): rank 1 holds its shards, not the models, and the node about one copy of each."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "memory.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "load_memory.py"), "--json", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    numbers = json.loads(out.read_text())
+    copy, idle = numbers["copy"], numbers["idle"]
+    old, new = numbers["old"], numbers["new"]
+    idle_peak, idle_anon = max(idle["peaks"]), max(idle["anon"])
+    # the old path: every process held both whole models
+    assert min(old["anon"]) - idle_anon > 1.8 * copy, (old, idle, copy)
+    # rank 1 holds half of each model (its shards) plus a tensor in flight: well below one copy per model
+    assert new["peaks"][1] - idle_peak < 0.7 * 2 * copy, (new, idle, copy)
+    # rank 0 holds one copy of each model while it sends them, not a copy plus its shards
+    assert new["anon"][0] - idle_anon < 1.2 * 2 * copy, (new, idle, copy)
+    # the node: about one copy of each model at any moment, beyond each process's overhead (plus the bf16
+    # checkpoint's pages that rank 0 maps while reading it: half a float32 copy), where the old path held two each
+    assert new["node"] - idle["node"] < 1.4 * 2 * copy, (new, idle, copy)
+    assert old["node"] - new["node"] > 0.8 * 2 * copy, (old, new, copy)
