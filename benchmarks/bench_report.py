@@ -126,10 +126,11 @@ RESIDUAL_NOTES = [
     "ids (checked above through the per-step token counts and shapes).",
     "Truncation: lit-daa cuts the prompt from the left (max_prompt_length) and responses from the right; TRL 1.16 "
     "cuts prompt+response to max_length from the right. The benchmark's pairs fit both limits, so nothing is cut.",
-    "Log-probs: lit-daa runs the LM head from the first response position of the batch (logits_to_keep) and "
-    "reduces in fp32 chunks; TRL patches a fused, tiled LM head that projects only the completion positions. "
-    "With the synthetic vocabulary (151 tokens) the LM head is a negligible part of the step; with a real "
-    "50k-token vocabulary the two strategies would differ more.",
+    "Log-probs: lit-daa runs the LM head only on the positions that predict a response token, and (its default "
+    "head, `+chunked`) a chunk of rows at a time with a backward that recomputes each chunk, so the logits are "
+    "never held whole (`+logits`: the head builds them and autograd keeps them); TRL patches a fused, tiled LM "
+    "head that projects only the completion positions. At the synthetic vocabulary (151 tokens; --vocab pads "
+    "it) the head is a negligible part of the step; at 50k and more it dominates the working memory.",
     "Per-step extras: both compute logging metrics every step (lit-daa: torchmetrics preference metrics; TRL: "
     "rewards, margins, entropy, top-1 accuracy with .item() syncs); neither writes logs or checkpoints during "
     "the timed steps (Lightning logger off, TRL logging_strategy and save_strategy 'no').",

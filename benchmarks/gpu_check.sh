@@ -18,8 +18,10 @@
 #      host RSS (ru_maxrss) and peak device memory (max_memory_allocated) once loaded and over the fit;
 #   7. HSDP (--trainer.strategy.replicas 2) on all GPUs, Pythia-410M-shaped (needs an even number of GPUs >= 2;
 #      skipped, saying so, on fewer).
+#   8. on a Pythia-1B shape with a 50k vocabulary, in random order: the chunked LM head against the logits head,
+#      on SharedPrompt and on Packed rows with segment attention, against TRL (pairs/s, working memory).
 # Results are appended to $OUT/RESULTS-gpu.md. A failing step does not stop the others; a step that would not
-# finish within the ~9-minute budget is skipped and says so. Order: 0, 2, 6, 7, 1, 3, 5, 4 (what this round has
+# finish within the ~9-minute budget is skipped and says so. Order: 0, 2, 6, 7, 1, 3, 5, 4, 8 (what this round has
 # never measured on a GPU first). Full logs go to $OUT/logs/.
 # Wheels: pip download --no-deps -d .whl datasets jsonargparse docstring-parser typeshed-client trl dill \
 #   multiprocess peft bitsandbytes   (and huggingface_hub into .whl/optional/); carry .whl (under 64 MiB).
@@ -156,7 +158,8 @@ step4_bench_160m() {
 
 step5_bench_tldr() {
     echo "== step 5: TL;DR-shaped step benchmark, every layout and the cached reference against TRL"
-    local all=lit-daa,lit-daa-shared,lit-daa-packed,lit-daa-shared-cached,lit-daa-packed-cached,trl
+    local all=lit-daa,lit-daa-shared,lit-daa-packed,lit-daa-packed-segments,lit-daa-shared-cached
+    all+=,lit-daa-packed-cached,trl
     if [ "$CPU_MODE" = 1 ]; then
         bench tldr-tiny 200 --device cpu --data tldr --model random-neox:64x2x4 --prompt-range 20,60 \
             --response-words 3,10 --max-length 128 --max-prompt-length 64 --batch-size 4 --steps 6 --warmup 2 \
@@ -165,6 +168,21 @@ step5_bench_tldr() {
         bench tldr-160m 150 --device cuda --data tldr --model random-neox:768x12x12 --prompt-range 150,500 \
             --response-words 10,60 --max-length 600 --max-prompt-length 520 --batch-size 32 --steps 24 \
             --warmup 6 --bucket-batches 8 --token-budget 4096 --frameworks "$all"
+    fi
+}
+
+step8_heads_1b() {
+    echo "== step 8: Pythia-1B-shaped (vocabulary 50304), random order: the chunked head against the logits head on"
+    echo "   SharedPrompt and on Packed rows with segment attention (FlexAttention), against TRL"
+    local layouts=lit-daa-shared,lit-daa-packed-segments,trl
+    if [ "$CPU_MODE" = 1 ]; then
+        bench heads-tiny 200 --device cpu --data tldr --model random-neox:64x2x4 --vocab 4096 --prompt-range 20,60 \
+            --response-words 3,10 --max-length 128 --max-prompt-length 64 --batch-size 4 --steps 4 --warmup 1 \
+            --heads chunked,logits --frameworks "$layouts"
+    else
+        bench heads-1b 200 --device cuda --data tldr --model random-neox:2048x16x8 --vocab 50304 \
+            --prompt-range 150,500 --response-words 30,90 --max-length 640 --max-prompt-length 520 --batch-size 8 \
+            --steps 12 --warmup 4 --heads chunked,logits --frameworks "$layouts"
     fi
 }
 
@@ -243,5 +261,6 @@ run_step 1 step1_quickstart 60
 run_step 3 step3_fsdp2_410m 200
 run_step 5 step5_bench_tldr 150
 run_step 4 step4_bench_160m 120
+run_step 8 step8_heads_1b 200
 [ -f "$OUT/RESULTS-gpu.md" ] && echo "== results (printed above) are in $OUT/RESULTS-gpu.md; full logs in $OUT/logs/"
 echo "== summary: ${STATUS[*]}; $(elapsed "$T_START") in all"
