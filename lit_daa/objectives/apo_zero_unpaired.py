@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from lit_daa.objectives.unpaired import RowLogps, RowOutput, UnpairedObjective, check_weight
+from lit_daa.objectives.unpaired import RowLogps, RowOutput, WeightedRows
 
 
-class APOZeroUnpaired(UnpairedObjective):
+class APOZeroUnpaired(WeightedRows):
     """desirable y: loss = lambda_D * (1 - sigmoid(beta r)); undesirable y: loss = lambda_U * sigmoid(beta r).
 
     r = log pi(y|x)/pi_ref(y|x). Each response is anchored to the reference on its own: desirable likelihoods go up,
@@ -20,18 +20,6 @@ class APOZeroUnpaired(UnpairedObjective):
         undesirable_weight: lambda_U (> 0).
     """
 
-    def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> None:
-        super().__init__(beta)
-        self.desirable_weight = check_weight("desirable_weight", desirable_weight)
-        self.undesirable_weight = check_weight("undesirable_weight", undesirable_weight)
-
     def forward(self, rows: RowLogps) -> RowOutput:
         u = self.beta * rows.log_ratios()
-        desirable = self.desirable_weight * (1.0 - torch.sigmoid(u))
-        undesirable = self.undesirable_weight * torch.sigmoid(u)
-        return self._row_output(torch.where(rows.label, desirable, undesirable), rows)
-
-    def extra_repr(self) -> str:
-        return (
-            f"beta={self.beta}, desirable_weight={self.desirable_weight}, undesirable_weight={self.undesirable_weight}"
-        )
+        return self._row_output(self.weighted(rows, 1.0 - torch.sigmoid(u), torch.sigmoid(u)), rows)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from lit_daa.objectives.unpaired import RowLogps, RowOutput, UnpairedObjective, check_weight
+from lit_daa.objectives.unpaired import RowLogps, RowOutput, WeightedRows
 
 
-class KTO(UnpairedObjective):
+class KTO(WeightedRows):
     """Kahneman-Tversky Optimization on unpaired rows, r = log pi(y|x)/pi_ref(y|x) (the paper's Eq. 7):
 
         desirable y:   loss = lambda_D * (1 - sigmoid(beta * (r - z0)))
@@ -24,19 +24,9 @@ class KTO(UnpairedObjective):
         undesirable_weight: lambda_U (> 0).
     """
 
-    def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> None:
-        super().__init__(beta)
-        self.desirable_weight = check_weight("desirable_weight", desirable_weight)
-        self.undesirable_weight = check_weight("undesirable_weight", undesirable_weight)
-
     def forward(self, rows: RowLogps) -> RowOutput:
         r = rows.log_ratios()
         z0 = rows.kl_estimate()
-        desirable = self.desirable_weight * (1.0 - torch.sigmoid(self.beta * (r - z0)))
-        undesirable = self.undesirable_weight * (1.0 - torch.sigmoid(self.beta * (z0 - r)))
-        return self._row_output(torch.where(rows.label, desirable, undesirable), rows, z0)
-
-    def extra_repr(self) -> str:
-        return (
-            f"beta={self.beta}, desirable_weight={self.desirable_weight}, undesirable_weight={self.undesirable_weight}"
-        )
+        desirable = 1.0 - torch.sigmoid(self.beta * (r - z0))
+        undesirable = 1.0 - torch.sigmoid(self.beta * (z0 - r))
+        return self._row_output(self.weighted(rows, desirable, undesirable), rows, z0)

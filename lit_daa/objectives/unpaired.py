@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import torch
 import torch.distributed as dist
 from torch import Tensor
 
@@ -117,6 +118,30 @@ class UnpairedObjective(Objective):
         return RowOutput(losses.mean(), losses, self.row_rewards(rows), None if kl is None else kl.detach())
 
 
+class WeightedRows(UnpairedObjective):
+    """An unpaired objective that weighs desirable and undesirable rows' losses (KTO, APO-zero unpaired).
+
+    Args:
+        beta: KL-constraint strength (> 0).
+        desirable_weight: lambda_D (> 0), the weight of a desirable row's loss.
+        undesirable_weight: lambda_U (> 0), the weight of an undesirable row's loss.
+    """
+
+    def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> None:
+        super().__init__(beta)
+        self.desirable_weight = check_weight("desirable_weight", desirable_weight)
+        self.undesirable_weight = check_weight("undesirable_weight", undesirable_weight)
+
+    def weighted(self, rows: RowLogps, desirable: Tensor, undesirable: Tensor) -> Tensor:
+        """(B,) each row's loss: lambda_D * `desirable` on desirable rows, lambda_U * `undesirable` on the others."""
+        return torch.where(rows.label, self.desirable_weight * desirable, self.undesirable_weight * undesirable)
+
+    def extra_repr(self) -> str:
+        return (
+            f"beta={self.beta}, desirable_weight={self.desirable_weight}, undesirable_weight={self.undesirable_weight}"
+        )
+
+
 def check_weight(name: str, value: float) -> float:
     """Validate a desirable/undesirable weight (> 0) and name it in the error."""
     if not value > 0:
@@ -124,4 +149,4 @@ def check_weight(name: str, value: float) -> float:
     return float(value)
 
 
-__all__ = ["RowLogps", "RowOutput", "UnpairedObjective", "check_weight"]
+__all__ = ["RowLogps", "RowOutput", "UnpairedObjective", "WeightedRows", "check_weight"]
