@@ -204,6 +204,7 @@ def test_an_objective_run_only_as_a_variant_is_read_against_dpo(tmp_path) -> Non
     assert table.loc["Flat", "reading"].startswith("flattens the hump")
     assert table.loc["Flat", "drop_change_high"] < 0
     assert table.loc["Same", "drop_change_low"] < 0 < table.loc["Same", "drop_change_high"]
+    assert table.loc["Flat", "reach"] == pytest.approx(1.0)
     assert "controls" not in findings.details  # no main-grid cell of Flat or Same to control against
     assert set(findings.details["humps"]["objective"]) == {"DPO"}
     figures = draw_lab_figures(results, tmp_path, dpi=40)
@@ -212,3 +213,16 @@ def test_an_objective_run_only_as_a_variant_is_read_against_dpo(tmp_path) -> Non
     assert (
         "## Objectives against over-optimisation, beside DPO" in report and "- Flat (tiny, 5 seeds): flattens" in report
     )
+
+
+def test_an_objective_that_stays_below_dpos_peak_reads_neither() -> None:
+    """An objective that barely leaves the reference has no drop either, which is no flattening: read 'neither'."""
+    from lit_daa.analysis.against_dpo import reading
+    from lit_daa.analysis.intervals import Interval
+
+    below = Interval(-0.2, -0.3, -0.1, 8)
+    assert reading(below, below, 0.25, 1.46, 3.6).startswith("neither: it stays below the KL of DPO's peak")
+    assert reading(below, below, 1.9, 1.46, 3.6) == (
+        "flattens the hump; moves the peak to smaller KL (within its range: sqrt(KL) up to 1.90, DPO's to 3.60)"
+    )
+    assert reading(below, Interval(0.1, -0.1, 0.3, 8), 3.6, 1.46, 3.6) == "flattens the hump"

@@ -13,7 +13,11 @@ draw and its SFT model), with the statistics of `analysis.statistics.hump`:
 
 The rule, written before the runs: "flattens the hump" when the drop change's 95% interval lies below 0 ("deepens"
 above 0); "moves the peak" when the position change's interval excludes 0; "neither" when no interval decides. Each
-objective is read on its own intervals; nothing is pooled across objectives.
+objective is read on its own intervals; nothing is pooled across objectives. Added after the first runs, because
+two objectives reached far less KL than DPO: a curve whose largest sqrt(KL) lies at or below DPO's peak reads
+"neither" (it never reaches the KL where DPO's hump is), and one that ends below DPO's largest sqrt(KL) is read
+"within its range" (`reach`: its largest sqrt(KL) over DPO's), since a cross-fitted drop of 0 may then only mean
+that its curve stops before DPO's falls.
 """
 
 from __future__ import annotations
@@ -64,14 +68,24 @@ def against_dpo(results: Results) -> pd.DataFrame | None:
                 **drop.row("drop_change"),
                 **rise.row("rise_change"),
                 **position.row("peak_sqrt_kl_change"),
-                "reading": reading(drop, position),
+                "reach": me["max_sqrt_kl"] / them["max_sqrt_kl"],
+                "reading": reading(drop, position, me["max_sqrt_kl"], them["peak_sqrt_kl"], them["max_sqrt_kl"]),
             }
         )
     return pd.DataFrame(out) if out else None
 
 
-def reading(drop_change: Interval, position_change: Interval) -> str:
-    """'flattens the hump' / 'deepens the hump' / 'moves the peak to larger (smaller) KL', joined, or 'neither'."""
+def reading(
+    drop_change: Interval, position_change: Interval, max_sqrt_kl: float, dpo_peak: float, dpo_max: float
+) -> str:
+    """'flattens the hump' / 'deepens the hump' / 'moves the peak to larger (smaller) KL', joined, or 'neither';
+    qualified by the KL the objective reaches: a curve that ends below DPO's peak has no hump to compare, and one that
+    ends below DPO's largest KL is compared on a shorter range (a drop of 0 there may only mean it stops sooner)."""
+    if max_sqrt_kl <= dpo_peak:
+        return (
+            f"neither: it stays below the KL of DPO's peak (sqrt(KL) {max_sqrt_kl:.2f} at most, DPO peaks at "
+            f"{dpo_peak:.2f})"
+        )
     parts = []
     if drop_change.below:
         parts.append("flattens the hump")
@@ -81,4 +95,7 @@ def reading(drop_change: Interval, position_change: Interval) -> str:
         parts.append("moves the peak to larger KL")
     elif position_change.below:
         parts.append("moves the peak to smaller KL")
-    return "; ".join(parts) if parts else "neither"
+    text = "; ".join(parts) if parts else "neither"
+    if max_sqrt_kl < dpo_max:
+        text += f" (within its range: sqrt(KL) up to {max_sqrt_kl:.2f}, DPO's to {dpo_max:.2f})"
+    return text
