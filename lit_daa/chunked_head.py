@@ -19,9 +19,11 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-# logits elements per chunk: 2**26 float32 values are 256 MiB, e.g. 1334 rows at a 50k vocabulary (fewer, larger
-# chunks run faster on CPUs, where every chunk streams the whole weight and its gradient once more)
-CHUNK_ELEMENTS = 2**26
+# logits elements per chunk: 2**24 float32 values are 64 MiB, e.g. 333 rows at a 50k vocabulary, 130 at 128k. Every
+# chunk streams the whole weight and its gradient once more, so chunks must not be tiny; measured on a quiet CPU
+# (benchmarks/RESULTS.md), 64 MiB chunks ran as fast as 256 MiB ones at 50k and 128k and left 20% and 12% less
+# working memory.
+CHUNK_ELEMENTS = 2**24
 
 
 def chunk_rows_for(vocab: int, elements: int = CHUNK_ELEMENTS) -> int:
@@ -127,7 +129,7 @@ def chunked_token_scores(
         weight: (V, H) the vocabulary projection; `bias`: (V,) or None.
         targets: (N,) token ids.
         collision: also return log sum_v p(v)^2 per row (carries no gradient: WPO's weights are detached).
-        chunk_rows: rows whose logits are computed at once (default: about 256 MiB of float32 logits).
+        chunk_rows: rows whose logits are computed at once (default: about 64 MiB of float32 logits).
 
     Returns:
         (N,) float32 log-probabilities, and (N,) float32 log collision probabilities or None (float64 when the

@@ -126,7 +126,7 @@ class ChunkedHead(LogitsHead):
     head's output (e.g. Gemma-2's logit softcapping) are scored by `LogitsHead` instead.
 
     Args:
-        chunk_rows: rows per chunk (default: about 256 MiB of float32 logits per chunk).
+        chunk_rows: rows per chunk (default: about 64 MiB of float32 logits per chunk).
     """
 
     def __init__(self, chunk_rows: int | None = None) -> None:
