@@ -73,6 +73,7 @@ class CacheResult:
     hit: bool
     seconds: float
     pairs: int
+    kind: str = "pairs"  # "rows" for unpaired rows (each with its mismatched completion)
 
 
 class ReferenceCache:
@@ -110,7 +111,8 @@ class ReferenceCache:
             dataset = dataset.remove_columns(list(REFERENCE_COLUMNS))
         for i, column in enumerate(REFERENCE_COLUMNS):
             dataset = dataset.add_column(column, values[:, i].tolist())
-        return dataset, CacheResult(split, path, hit, time.perf_counter() - start, len(dataset))
+        kind = "rows" if "label" in dataset.column_names else "pairs"
+        return dataset, CacheResult(split, path, hit, time.perf_counter() - start, len(dataset), kind)
 
     @torch.no_grad()
     def _compute(self, dataset: Dataset) -> torch.Tensor:
@@ -165,7 +167,7 @@ def fill_reference_cache(
 def describe(results: list[CacheResult]) -> str:
     """One line per split: found or computed, where, how long."""
     return "\n".join(
-        f"reference log-probs of {r.pairs} {r.split} pairs: {'found in' if r.hit else 'computed into'} {r.path} "
+        f"reference log-probs of {r.pairs} {r.split} {r.kind}: {'found in' if r.hit else 'computed into'} {r.path} "
         f"({r.seconds:.1f} s)"
         for r in results
     )

@@ -144,7 +144,7 @@ def test_one_scoring_path_every_layout_and_the_reference_cache(tmp_path: Path, m
     same log-probs of the rows and of their mismatched completions, so the same KTO loss."""
     from lit_daa.layouts import Concatenated, Packed, SharedPrompt
     from lit_daa.module import DAAModule
-    from lit_daa.reference_cache import fill_reference_cache
+    from lit_daa.reference_cache import describe, fill_reference_cache
     from lit_daa.scoring import score_pairs
 
     monkeypatch.setenv("LIT_DAA_CACHE", str(tmp_path / "cache"))
@@ -166,7 +166,10 @@ def test_one_scoring_path_every_layout_and_the_reference_cache(tmp_path: Path, m
         dm = PreferenceDataModule(source=source, unpaired=True, val_fraction=0.0, batch_size=12, layout=layout)
         dm.setup("fit")
         if module is cached:
-            fill_reference_cache(dm, "embedded:neox-tiny", "float32", torch.device("cpu"), module._load_reference)
+            results = fill_reference_cache(
+                dm, "embedded:neox-tiny", "float32", torch.device("cpu"), module._load_reference
+            )
+            assert describe(results).startswith(f"reference log-probs of {len(dm.train_dataset)} train rows:")
         scored = score_pairs(module.policy, module.reference, module.objective, next(iter(dm.train_dataloader())))
         rows = scored.logps
         losses.append((scored.output.loss.item(), (rows.kl_policy - rows.kl_ref).mean().item()))  # z0 before clamping
