@@ -12,7 +12,8 @@ import torch
 
 trl = pytest.importorskip("trl")
 
-from lit_daa.logps import response_logps  # noqa: E402
+from plugins.trl_runs import CPU_ARGS, batch_logps, nudge  # noqa: E402
+
 from lit_daa.models import load_causal_lm, load_tokenizer  # noqa: E402
 from lit_daa.objectives import (  # noqa: E402
     AOT,
@@ -59,9 +60,7 @@ def models(tmp_path_factory: pytest.TempPathFactory):
 
     torch.manual_seed(0)
     policy = load_causal_lm("embedded:neox-tiny")
-    with torch.no_grad():  # move the policy away from its reference, so the log-ratios are not all zero
-        for p in policy.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    nudge(policy)  # away from its reference, so the log-ratios are not all zero
     reference = load_causal_lm("embedded:neox-tiny").eval().requires_grad_(False)
     rows = SyntheticWorld().pairs(8, 3)
     return policy, reference, load_tokenizer("embedded:neox-tiny"), Dataset.from_list(rows)
@@ -76,13 +75,7 @@ def test_loss_equals_trls(models, loss_type: str, tmp_path) -> None:
         loss_type=[loss_type],
         beta=BETA,
         label_smoothing=SMOOTHING.get(loss_type, 0.0),
-        max_length=128,
-        precompute_ref_log_probs=False,
-        disable_dropout=True,
-        use_cpu=True,
-        report_to="none",
-        bf16=False,
-        dataloader_num_workers=0,
+        **CPU_ARGS,
     )
     trainer = trl.DPOTrainer(
         model=policy, ref_model=reference, args=config, train_dataset=dataset, processing_class=tokenizer
@@ -90,9 +83,7 @@ def test_loss_equals_trls(models, loss_type: str, tmp_path) -> None:
     batch = next(iter(trainer.get_train_dataloader()))
     with torch.no_grad():
         theirs = trainer.compute_loss(policy, batch).item()
-        rows = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
-        sums, counts = response_logps(policy, *rows)
-        ref, _ = response_logps(reference, *rows)
+        sums, counts, ref = batch_logps(policy, reference, batch)
         ours = CASES[loss_type](PairLogps.from_rows(sums, counts, ref)).loss.item()
     # 1e-6, or one part in a million for the larger losses: both sides compute log-probs in float32
     assert ours == pytest.approx(theirs, abs=1e-6, rel=1e-6), (loss_type, ours, theirs)

@@ -12,7 +12,8 @@ import torch
 
 trl = pytest.importorskip("trl")
 
-from lit_daa.logps import response_logps  # noqa: E402
+from plugins.trl_runs import CPU_ARGS, batch_logps, nudge  # noqa: E402
+
 from lit_daa.models import load_causal_lm, load_tokenizer  # noqa: E402
 from lit_daa.objectives import KTO, APOZeroUnpaired, RowLogps  # noqa: E402
 from lit_daa.synthetic.world import SyntheticWorld  # noqa: E402
@@ -28,9 +29,7 @@ def models():
     torch.manual_seed(0)
     policy = load_causal_lm("embedded:neox-tiny")
     reference = load_causal_lm("embedded:neox-tiny").eval().requires_grad_(False)
-    with torch.no_grad():  # move the reference away from the policy, so the KL estimate is positive, not clamped
-        for p in reference.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    nudge(reference)  # away from the policy, so the KL estimate is positive, not clamped
     pairs = SyntheticWorld().pairs(6, 3)
     # 4 desirable and 6 undesirable rows: unequal counts, as unpaired data has them
     rows = [{"prompt": p["prompt"], "completion": p["chosen"], "label": True} for p in pairs[:4]]
@@ -48,14 +47,8 @@ def test_loss_equals_trls(models, loss_type: str, tmp_path) -> None:
         beta=BETA,
         desirable_weight=DESIRABLE,
         undesirable_weight=UNDESIRABLE,
-        max_length=128,
-        precompute_ref_log_probs=False,
-        disable_dropout=True,
-        use_cpu=True,
-        report_to="none",
-        bf16=False,
-        dataloader_num_workers=0,
         train_sampling_strategy="sequential",  # TRL needs it for its KL rows
+        **CPU_ARGS,
     )
     trainer = trl.KTOTrainer(
         model=policy, ref_model=reference, args=config, train_dataset=dataset, processing_class=tokenizer
@@ -63,14 +56,10 @@ def test_loss_equals_trls(models, loss_type: str, tmp_path) -> None:
     batch = next(iter(trainer.get_train_dataloader()))
     with torch.no_grad():
         theirs = trainer.compute_loss(policy, batch).item()
-        own = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
-        sums, counts = response_logps(policy, *own)
-        ref, _ = response_logps(reference, *own)
+        sums, counts, ref = batch_logps(policy, reference, batch)
         kl_sums, kl_ref = sums, ref  # APO-zero unpaired reads no KL rows (TRL builds none)
         if "KL_input_ids" in batch:
-            mismatched = (batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"])
-            kl_sums, _ = response_logps(policy, *mismatched)
-            kl_ref, _ = response_logps(reference, *mismatched)
+            kl_sums, _, kl_ref = batch_logps(policy, reference, batch, prefix="KL_")
         logps = RowLogps(sums, ref, kl_sums, kl_ref, batch["label"].bool(), counts)
         out = CASES[loss_type](BETA, desirable_weight=DESIRABLE, undesirable_weight=UNDESIRABLE)(logps)
     if loss_type == "kto":
